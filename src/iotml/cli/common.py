@@ -1,0 +1,127 @@
+"""Shared CLI plumbing: the Typer app, store opening, argument parsing, error reporting."""
+
+from __future__ import annotations
+
+__all__ = [
+    "State",
+    "app",
+    "cli_settings",
+    "command",
+    "console",
+    "err_console",
+    "fail",
+    "open_cli_store",
+    "parse_duration",
+    "parse_time",
+]
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from iotml.config import Settings
+from iotml.errors import ConfigError, IotmlError
+from iotml.store import Store, open_store
+
+app = typer.Typer(
+    name="iotml",
+    help="Machine learning on IoT telemetry: ingest, store, analyse.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(slots=True)
+class State:
+    """Options given before the command name, shared by every command."""
+
+    home: Path | None = None
+    store: str | None = None
+
+    def settings(self) -> Settings:
+        base = Settings.from_env()
+        return Settings(home=self.home or base.home, limits=base.limits)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one clear error line and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def command(name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """Register a command whose user-facing errors become one line and exit code 1."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except (IotmlError, OSError) as err:
+                raise fail(str(err)) from err
+
+        app.command(name, **kwargs)(wrapper)
+        return fn
+
+    return decorate
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.obj if isinstance(ctx.obj, State) else State()
+
+
+def cli_settings(ctx: typer.Context) -> Settings:
+    """Settings with ``--home`` applied."""
+    return _state(ctx).settings()
+
+
+def open_cli_store(ctx: typer.Context) -> Store:
+    """Open the store chosen by ``--store`` / ``IOTML_STORE`` / ``--home``."""
+    return open_store(_state(ctx).store, settings=cli_settings(ctx))
+
+
+def parse_time(text: str | None, what: str) -> datetime | None:
+    """ISO-8601 date or time; without an offset it is taken as UTC.
+
+    >>> parse_time("2026-01-02T03:00", "--start").isoformat()
+    '2026-01-02T03:00:00+00:00'
+    """
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ConfigError(
+            f"{what} {text!r} is not an ISO-8601 time (e.g. 2026-01-31 or 2026-01-31T12:00Z)"
+        ) from err
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, what: str) -> timedelta:
+    """A duration such as ``30s``, ``1m``, ``15min``, ``1h``, ``7d`` or ``2w``.
+
+    >>> parse_duration("15min", "--every")
+    datetime.timedelta(seconds=900)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"{what} {text!r} is not a duration; use a positive number with s, m, min, h, d or w"
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])

@@ -1,0 +1,165 @@
+"""Commands that move data: ``import``, ``query``, ``summary``, ``export``, ``retention``."""
+
+from __future__ import annotations
+
+__all__ = ["export_cmd", "import_cmd", "query_cmd", "retention_cmd", "summary_cmd"]
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import Progress
+
+from iotml.cli.common import command, console, open_cli_store, parse_duration, parse_time
+from iotml.cli.render import emit
+from iotml.codecs import FORMATS
+from iotml.ingest import IngestResult, ingest_file
+from iotml.summary import findings, summarize
+
+
+class Output(StrEnum):
+    """How query results are printed."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+_SHOWN_REJECTIONS = 10
+
+Device = Annotated[str | None, typer.Option("--device", "-d", help="Device id.", show_default=False)]
+Metric = Annotated[str | None, typer.Option("--metric", "-m", help="Metric name.", show_default=False)]
+Start = Annotated[
+    str | None,
+    typer.Option(help="Start time, inclusive (ISO-8601; UTC when no offset).", show_default=False),
+]
+End = Annotated[
+    str | None,
+    typer.Option(help="End time, exclusive (ISO-8601; UTC when no offset).", show_default=False),
+]
+
+
+def _report(path: Path, result: IngestResult) -> None:
+    if result.whole_payload_rejected:
+        console.print(f"[red]✗[/] {escape(str(path))}: rejected whole — {escape(result.reasons[0])}")
+        return
+    console.print(
+        f"[green]✓[/] {escape(str(path))} ({result.format}): stored {result.stored:,} readings, "
+        f"{result.duplicates:,} duplicates ignored, {result.rejected:,} rejected"
+    )
+    for note in result.notes:
+        console.print(f"  [dim]note:[/] {escape(note)}")
+    for reason in result.reasons[:_SHOWN_REJECTIONS]:
+        console.print(f"  [yellow]rejected:[/] {escape(reason)}")
+    if result.rejected > _SHOWN_REJECTIONS:
+        console.print(
+            f"  … and {result.rejected - _SHOWN_REJECTIONS:,} more (all kept: iotml deadletters)"
+        )
+
+
+@command("import")
+def import_cmd(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Files to import.", show_default=False)],
+    format: Annotated[  # noqa: A002
+        str | None,
+        typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)} (default: detected)."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", "-d", help="Device id for files that do not name one."),
+    ] = None,
+    tz: Annotated[str, typer.Option(help="Time zone of CSV/Parquet times without an offset.")] = "UTC",
+) -> None:
+    """Import readings from SenML (JSON/CBOR), flat JSON, CSV or Parquet files.
+
+    Good records are stored; every rejected record is kept in the dead letters with its
+    reason (see `iotml deadletters`).
+    """
+    if format is not None and format not in FORMATS:
+        raise typer.BadParameter(f"{format!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    with open_cli_store(ctx) as store, Progress(console=console, transient=True) as progress:
+        task = progress.add_task("importing", total=len(files))
+        totals = [0, 0]
+        for path in files:
+            progress.update(task, description=f"importing {path.name}")
+            result = ingest_file(store, path, format=format, device_id=device, tz=tz)
+            _report(path, result)
+            totals[0] += result.stored
+            totals[1] += result.rejected
+            progress.advance(task)
+    if len(files) > 1:
+        console.print(f"total: stored {totals[0]:,} readings, rejected {totals[1]:,} records")
+
+
+@command("query")
+def query_cmd(
+    ctx: typer.Context,
+    device: Device = None,
+    metric: Metric = None,
+    start: Start = None,
+    end: End = None,
+    every: Annotated[
+        str | None,
+        typer.Option(help="Aggregate into buckets of this size (e.g. 1m, 15min, 1h, 1d).", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows (the earliest).")] = 20,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,
+) -> None:
+    """Show readings (or per-bucket mean/min/max/count) in [start, end), ordered by time."""
+    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    with open_cli_store(ctx) as store:
+        if every is None:
+            table = store.query(device, metric, t0, t1, limit=limit).table
+        else:
+            step = parse_duration(every, "--every")
+            table = store.aggregate(device, metric, step, t0, t1).slice(0, limit)
+    emit(table, output.value, title=None)
+    if output is Output.table and table.num_rows == limit:
+        console.print(f"[dim]first {limit} rows; use --limit for more[/]")
+
+
+@command("summary")
+def summary_cmd(ctx: typer.Context, device: Device = None, metric: Metric = None) -> None:
+    """Per-series health: coverage, gaps, stuck sensors, trends and recent shifts."""
+    with open_cli_store(ctx) as store:
+        batch = store.query(device, metric)
+    table = summarize(batch)
+    emit(table.select(["device_id", "metric", "count", "first", "last", "mean", "gaps"]), "table")
+    for row in table.to_pylist():
+        for finding in findings(row):
+            console.print(f"[yellow]•[/] {row['device_id']}/{row['metric']}: {escape(finding)}")
+
+
+@command("export")
+def export_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="Parquet file to write.", show_default=False)],
+    device: Device = None,
+    metric: Metric = None,
+    start: Start = None,
+    end: End = None,
+) -> None:
+    """Export readings to a Parquet file (columns device_id, metric, ts, value)."""
+    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    with open_cli_store(ctx) as store:
+        rows = store.export_parquet(out, device, metric, t0, t1)
+    console.print(f"wrote {rows:,} readings to {escape(str(out))}")
+
+
+@command("retention")
+def retention_cmd(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option(help="Delete readings, events and dead letters older than this (e.g. 90d).")
+    ],
+) -> None:
+    """Delete data older than a given age."""
+    cutoff = datetime.now(UTC) - parse_duration(older_than, "--older-than")
+    with open_cli_store(ctx) as store:
+        counts = store.delete_before(cutoff)
+    detail = ", ".join(f"{n:,} {table}" for table, n in counts.items())
+    console.print(f"deleted before {cutoff.isoformat(timespec='seconds')}: {detail}")

@@ -1,0 +1,97 @@
+"""Commands that look at what is stored: ``devices`` and ``deadletters``."""
+
+from __future__ import annotations
+
+__all__ = ["deadletters_cmd", "devices_cmd"]
+
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import typer
+
+from iotml.cli.common import command, console, open_cli_store
+from iotml.cli.data import Output
+from iotml.cli.render import emit
+from iotml.store import Store
+from iotml.types import TS_TYPE
+
+_DEVICE_SCHEMA = pa.schema(
+    [
+        ("device_id", pa.string()),
+        ("status", pa.string()),
+        ("metrics", pa.int64()),
+        ("readings", pa.int64()),
+        ("first", TS_TYPE),
+        ("last", TS_TYPE),
+    ]
+)
+
+
+def device_table(store: Store) -> pa.Table:
+    """One row per device, registered or seen in the readings, with reading counts."""
+    series = store.series()
+    seen = series.group_by("device_id").aggregate(
+        [("metric", "count"), ("count", "sum"), ("first", "min"), ("last", "max")]
+    )
+    rows: dict[str, dict[str, Any]] = {
+        r["device_id"]: {
+            "device_id": r["device_id"],
+            "status": "unregistered",
+            "metrics": r["metric_count"],
+            "readings": r["count_sum"],
+            "first": r["first_min"],
+            "last": r["last_max"],
+        }
+        for r in seen.to_pylist()
+    }
+    for dev in store.devices():
+        row = rows.setdefault(
+            dev.device_id,
+            {"device_id": dev.device_id, "metrics": 0, "readings": 0, "first": None, "last": None},
+        )
+        row["status"] = "revoked" if dev.revoked else "registered"
+    table = pa.Table.from_pylist(list(rows.values()), schema=_DEVICE_SCHEMA)
+    return table.sort_by("device_id")
+
+
+@command("devices")
+def devices_cmd(
+    ctx: typer.Context,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,
+) -> None:
+    """List devices: registered ones and those seen in the readings."""
+    with open_cli_store(ctx) as store:
+        table = device_table(store)
+    if table.num_rows == 0 and output is Output.table:
+        console.print("no devices yet — import data with `iotml import FILE`")
+        return
+    emit(table, output.value)
+
+
+@command("deadletters")
+def deadletters_cmd(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None, typer.Option(help="Only this source (e.g. file:readings.csv).", show_default=False)
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show the newest N.")] = 50,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,
+) -> None:
+    """Show rejected payloads and records with the reason each was rejected.
+
+    Nothing is dropped: the original bytes are kept (see --output json for all of them).
+    """
+    with open_cli_store(ctx) as store:
+        total = store.dead_letter_count(source)
+        table = store.dead_letters(source=source, limit=limit)
+    if total == 0 and output is Output.table:
+        console.print("no dead letters — every record so far was accepted")
+        return
+    if output is not Output.table:
+        decoded = pc.cast(table.column("payload"), pa.string(), safe=False)
+        table = table.set_column(table.schema.get_field_index("payload"), "payload", decoded)
+        emit(table, output.value)
+        return
+    shown = table.select(["id", "received", "source", "record_index", "reason", "payload"])
+    emit(shown, "table", title=f"dead letters: {total:,} in all, newest {shown.num_rows} shown")

@@ -1,0 +1,217 @@
+"""Payload codecs: bytes ⇄ :class:`~iotml.types.Batch`. Pure functions, no I/O.
+
+Formats: SenML JSON and CBOR (RFC 8428), flat JSON telemetry, CSV and Parquet in long
+(``device_id, metric, ts, value``) or wide (``ts`` plus one column per metric) layout.
+:func:`decode` picks the decoder from the content type, the file name, or — when neither
+is given — the bytes themselves (:func:`detect_format`).
+
+>>> d = decode(b'[{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "temp", "v": 21.5, "t": 1.7e9}]')
+>>> d.batch.to_pylist()[0]["device_id"], d.batch.values.tolist()
+('urn:dev:mac:0024befffe804ff1', [21.5])
+>>> detect_format(b"ts,temp\\n2026-01-01T00:00:00Z,21.5\\n")
+'csv'
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "Decoded",
+    "Rejected",
+    "decode",
+    "decode_csv",
+    "decode_json",
+    "decode_parquet",
+    "decode_senml_cbor",
+    "decode_senml_json",
+    "detect_format",
+    "encode",
+    "encode_csv",
+    "encode_json",
+    "encode_parquet",
+    "encode_senml_cbor",
+    "encode_senml_json",
+]
+
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from iotml.codecs.common import Decoded, Rejected
+from iotml.codecs.flatjson import decode_json, encode_json
+from iotml.codecs.senml import (
+    decode_senml_cbor,
+    decode_senml_json,
+    encode_senml_cbor,
+    encode_senml_json,
+)
+from iotml.codecs.tabular import decode_csv, decode_parquet, encode_csv, encode_parquet
+from iotml.config import FILE_LIMITS, Limits
+from iotml.errors import UnsupportedFormat
+from iotml.types import Batch
+
+FORMATS = ("senml+json", "senml+cbor", "json", "csv", "parquet")
+"""Names accepted wherever a format is asked for."""
+
+CONTENT_TYPES = {
+    "application/senml+json": "senml+json",
+    "application/senml+cbor": "senml+cbor",
+    "application/json": "json",
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/tab-separated-values": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+}
+"""Media types (RFC 8428 registers the SenML ones) and the format each selects."""
+
+_EXTENSIONS = {
+    ".senml": "senml+json",
+    ".senmlc": "senml+cbor",
+    ".cbor": "senml+cbor",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+# Keys RFC 8428 defines; a JSON array whose first record uses only these is SenML.
+_SENML_KEYS = frozenset(
+    ["bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"]
+)
+
+_DECODERS: dict[str, Callable[..., Decoded]] = {
+    "senml+json": decode_senml_json,
+    "senml+cbor": decode_senml_cbor,
+    "json": decode_json,
+    "csv": decode_csv,
+    "parquet": decode_parquet,
+}
+
+_ENCODERS: dict[str, Callable[[Batch], bytes]] = {
+    "senml+json": encode_senml_json,
+    "senml+cbor": encode_senml_cbor,
+    "json": encode_json,
+    "csv": encode_csv,
+    "parquet": encode_parquet,
+}
+
+
+def _from_content_type(content_type: str) -> str:
+    media = content_type.split(";", 1)[0].strip().lower()
+    try:
+        return CONTENT_TYPES[media]
+    except KeyError:
+        raise UnsupportedFormat(
+            f"content type {content_type!r} is not supported; accepted: {sorted(CONTENT_TYPES)}"
+        ) from None
+
+
+def _is_senml_json(data: bytes) -> bool:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
+        return False
+    return all(k in _SENML_KEYS or k.endswith("_") for k in doc[0])
+
+
+def _sniff(data: bytes) -> str | None:
+    head = data[:4096].lstrip()
+    if data[:4] == b"PAR1":
+        return "parquet"
+    if head[:1] == b"{":
+        return "json"
+    if head[:1] == b"[":
+        return "senml+json" if _is_senml_json(data) else "json"
+    if head and 0x80 <= head[0] <= 0x9F:  # a CBOR array: SenML CBOR packs are arrays
+        return "senml+cbor"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\n" in text or any(sep in text for sep in ",;\t|"):
+        return "csv"
+    return None
+
+
+def detect_format(
+    data: bytes, *, content_type: str | None = None, filename: str | None = None
+) -> str:
+    """Choose a format from the content type, else the file extension, else the bytes.
+
+    A ``.json`` file or untyped JSON array is SenML when its first record uses only
+    RFC 8428 field names, flat JSON otherwise.
+
+    >>> detect_format(b"", content_type="application/senml+json; charset=utf-8")
+    'senml+json'
+    >>> detect_format(b'{"ts": 1, "temp": 2}')
+    'json'
+    >>> detect_format(b"\\x00\\x01", filename="x.bin")
+    Traceback (most recent call last):
+    ...
+    iotml.errors.UnsupportedFormat: cannot tell the format of 'x.bin' ...
+    """
+    if content_type:
+        return _from_content_type(content_type)
+    if filename:
+        suffixes = [s.lower() for s in PurePath(filename).suffixes]
+        if suffixes[-2:] == [".senml", ".json"]:
+            return "senml+json"
+        if suffixes and suffixes[-1] in _EXTENSIONS:
+            return _EXTENSIONS[suffixes[-1]]
+    found = _sniff(data)
+    if found is None:
+        what = repr(filename) if filename else "the payload"
+        raise UnsupportedFormat(
+            f"cannot tell the format of {what}; give one of {list(FORMATS)} "
+            "(a content type, a known file extension, or --format)"
+        )
+    return found
+
+
+def decode(
+    data: bytes,
+    *,
+    format: str | None = None,  # noqa: A002 - the natural name for the user-facing option
+    content_type: str | None = None,
+    filename: str | None = None,
+    device_id: str | None = None,
+    limits: Limits | None = None,
+    now: int | None = None,
+    tz: str = "UTC",
+    **options: Any,
+) -> Decoded:
+    """Decode ``data`` with the codec for ``format`` (detected when not given).
+
+    ``limits`` defaults to :class:`~iotml.config.Limits` for payloads and to
+    :data:`~iotml.config.FILE_LIMITS` when a ``filename`` is given. ``tz`` is the zone of
+    CSV/Parquet times written without an offset (other formats carry absolute times).
+    Extra ``options`` go to the codec (for instance ``layout`` or ``delimiter`` for CSV).
+    """
+    fmt = format or detect_format(data, content_type=content_type, filename=filename)
+    if fmt not in _DECODERS:
+        raise UnsupportedFormat(f"format {fmt!r} is not supported; accepted: {list(FORMATS)}")
+    if limits is None:
+        limits = FILE_LIMITS if filename else Limits()
+    if fmt in ("csv", "parquet"):
+        options["tz"] = tz
+    return _DECODERS[fmt](data, device_id=device_id, limits=limits, now=now, **options)
+
+
+def encode(batch: Batch, format: str) -> bytes:  # noqa: A002
+    """Encode ``batch`` in ``format`` (every format in :data:`FORMATS` has a writer).
+
+    >>> import numpy as np
+    >>> b = Batch.from_arrays(["d"], ["t"], np.array([1_700_000_000_000_000]), np.array([1.0]))
+    >>> decode(encode(b, "senml+cbor"), format="senml+cbor").batch == b
+    True
+    """
+    if format not in _ENCODERS:
+        raise UnsupportedFormat(f"format {format!r} is not supported; accepted: {list(FORMATS)}")
+    return _ENCODERS[format](batch)
