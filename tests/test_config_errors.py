@@ -32,7 +32,9 @@ from iotml.errors import (
         (MissingExtra, ImportError),
     ],
 )
-def test_each_error_is_also_the_natural_builtin(cls: type[Exception], builtin: type[Exception]) -> None:
+def test_each_error_is_also_the_natural_builtin(
+    cls: type[Exception], builtin: type[Exception]
+) -> None:
     assert issubclass(cls, IotmlError)
     assert issubclass(cls, builtin)
 

@@ -17,7 +17,12 @@ T0_US = int(T0.timestamp()) * 1_000_000
 
 def _records(n: int = 3) -> list[dict[str, object]]:
     return [
-        {"device_id": "pump-1", "metric": "temp", "ts": T0 + timedelta(seconds=i), "value": 20.0 + i}
+        {
+            "device_id": "pump-1",
+            "metric": "temp",
+            "ts": T0 + timedelta(seconds=i),
+            "value": 20.0 + i,
+        }
         for i in range(n)
     ]
 
@@ -83,7 +88,9 @@ def test_arrow_table_with_wrong_columns_is_rejected() -> None:
     table = pa.table({"device": ["d"], "metric": ["m"], "ts": [T0], "value": [1.0]})
     with pytest.raises(SchemaError, match=r"lacks column\(s\) \['device_id'\]"):
         Batch.from_arrow(table)
-    naive = pa.table({"device_id": ["d"], "metric": ["m"], "ts": [datetime(2026, 1, 1)], "value": [1.0]})
+    naive = pa.table(
+        {"device_id": ["d"], "metric": ["m"], "ts": [datetime(2026, 1, 1)], "value": [1.0]}
+    )
     with pytest.raises(SchemaError, match="naive"):
         Batch.from_arrow(naive)
 
@@ -103,7 +110,9 @@ def test_pandas_naive_timestamps_are_rejected() -> None:
 
 
 def test_from_arrays_sort_filter_concat() -> None:
-    b = Batch.from_arrays(["b", "a", "a"], ["m", "m", "m"], np.array([5, 9, 1]), np.array([1.0, 2.0, 3.0]))
+    b = Batch.from_arrays(
+        ["b", "a", "a"], ["m", "m", "m"], np.array([5, 9, 1]), np.array([1.0, 2.0, 3.0])
+    )
     assert b.sort().table.column("device_id").to_pylist() == ["a", "a", "b"]
     assert b.sort().ts_us.tolist() == [1, 9, 5]
     assert len(b.filter(np.array([True, False, True]))) == 2

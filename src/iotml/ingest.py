@@ -58,7 +58,7 @@ def ingest_bytes(
     data: bytes,
     *,
     source: str,
-    format: str | None = None,  # noqa: A002 - mirrors codecs.decode
+    format: str | None = None,
     content_type: str | None = None,
     filename: str | None = None,
     device_id: str | None = None,
@@ -106,7 +106,7 @@ def ingest_file(
     store: Store,
     path: str | Path,
     *,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     device_id: str | None = None,
     now: int | None = None,
     **options: Any,

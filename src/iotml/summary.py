@@ -142,6 +142,7 @@ def findings(
         out.append(f"flat for {row['longest_flat_s'] / 3600:.1f} h (stuck sensor?)")
     if abs(row["late_shift_sigma"]) >= shift_sigma:
         out.append(
-            f"recent shift of {row['late_shift_sigma']:+.1f} sigma (trend {row['trend_per_day']:+.3g}/day)"
+            f"recent shift of {row['late_shift_sigma']:+.1f} sigma "
+            f"(trend {row['trend_per_day']:+.3g}/day)"
         )
     return out

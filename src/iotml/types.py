@@ -267,7 +267,11 @@ class Batch:
         value: Sequence[float] | npt.NDArray[np.float64] | pa.Array,
     ) -> Batch:
         """Build from four columns; ``ts_us`` is integer microseconds since the Unix epoch."""
-        ts = pa.array(np.asarray(ts_us, dtype=np.int64)) if not isinstance(ts_us, pa.Array) else ts_us
+        ts = (
+            pa.array(np.asarray(ts_us, dtype=np.int64))
+            if not isinstance(ts_us, pa.Array)
+            else ts_us
+        )
         try:
             table = pa.Table.from_arrays(
                 [
@@ -341,15 +345,17 @@ class Batch:
     @property
     def ts_us(self) -> npt.NDArray[np.int64]:
         """Timestamps as integer microseconds since the Unix epoch."""
-        return self._table.column("ts").cast(pa.int64()).to_numpy()
+        ts: npt.NDArray[np.int64] = self._table.column("ts").cast(pa.int64()).to_numpy()
+        return ts
 
     @property
     def values(self) -> npt.NDArray[np.float64]:
         """Values as a float64 numpy array."""
-        return self._table.column("value").to_numpy()
+        values: npt.NDArray[np.float64] = self._table.column("value").to_numpy()
+        return values
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return int(self._table.num_rows)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Batch) and self._table.equals(other._table)
@@ -452,7 +458,7 @@ class Events:
         return self._table
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return int(self._table.num_rows)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Events) and self._table.equals(other._table)

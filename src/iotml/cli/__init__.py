@@ -29,19 +29,24 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option(help="Data directory (default: $IOTML_HOME or ./iotml-data).", show_default=False),
+        typer.Option(
+            help="Data directory (default: $IOTML_HOME or ./iotml-data).", show_default=False
+        ),
     ] = None,
     store: Annotated[
         str | None,
         typer.Option(
             envvar="IOTML_STORE",
-            help="Store URL: a DuckDB file path, duckdb:///path or memory:// (default: <home>/iotml.duckdb).",
+            help="Store: a DuckDB file path, duckdb:///path or memory:// "
+            "(default: <home>/iotml.duckdb).",
             show_default=False,
         ),
     ] = None,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Machine learning on IoT telemetry: ingest, store, analyse."""

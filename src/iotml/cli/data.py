@@ -30,8 +30,12 @@ class Output(StrEnum):
 
 _SHOWN_REJECTIONS = 10
 
-Device = Annotated[str | None, typer.Option("--device", "-d", help="Device id.", show_default=False)]
-Metric = Annotated[str | None, typer.Option("--metric", "-m", help="Metric name.", show_default=False)]
+Device = Annotated[
+    str | None, typer.Option("--device", "-d", help="Device id.", show_default=False)
+]
+Metric = Annotated[
+    str | None, typer.Option("--metric", "-m", help="Metric name.", show_default=False)
+]
 Start = Annotated[
     str | None,
     typer.Option(help="Start time, inclusive (ISO-8601; UTC when no offset).", show_default=False),
@@ -44,7 +48,9 @@ End = Annotated[
 
 def _report(path: Path, result: IngestResult) -> None:
     if result.whole_payload_rejected:
-        console.print(f"[red]✗[/] {escape(str(path))}: rejected whole — {escape(result.reasons[0])}")
+        console.print(
+            f"[red]✗[/] {escape(str(path))}: rejected whole — {escape(result.reasons[0])}"
+        )
         return
     console.print(
         f"[green]✓[/] {escape(str(path))} ({result.format}): stored {result.stored:,} readings, "
@@ -64,7 +70,7 @@ def _report(path: Path, result: IngestResult) -> None:
 def import_cmd(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Files to import.", show_default=False)],
-    format: Annotated[  # noqa: A002
+    format: Annotated[
         str | None,
         typer.Option("--format", "-f", help=f"One of {', '.join(FORMATS)} (default: detected)."),
     ] = None,
@@ -72,7 +78,9 @@ def import_cmd(
         str | None,
         typer.Option("--device", "-d", help="Device id for files that do not name one."),
     ] = None,
-    tz: Annotated[str, typer.Option(help="Time zone of CSV/Parquet times without an offset.")] = "UTC",
+    tz: Annotated[
+        str, typer.Option(help="Time zone of CSV/Parquet times without an offset.")
+    ] = "UTC",
 ) -> None:
     """Import readings from SenML (JSON/CBOR), flat JSON, CSV or Parquet files.
 
@@ -80,7 +88,9 @@ def import_cmd(
     reason (see `iotml deadletters`).
     """
     if format is not None and format not in FORMATS:
-        raise typer.BadParameter(f"{format!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+        raise typer.BadParameter(
+            f"{format!r} is not one of {', '.join(FORMATS)}", param_hint="--format"
+        )
     with open_cli_store(ctx) as store, Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=len(files))
         totals = [0, 0]
@@ -104,7 +114,9 @@ def query_cmd(
     end: End = None,
     every: Annotated[
         str | None,
-        typer.Option(help="Aggregate into buckets of this size (e.g. 1m, 15min, 1h, 1d).", show_default=False),
+        typer.Option(
+            help="Aggregate into buckets of this size (e.g. 1m, 15min, 1h, 1d).", show_default=False
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows (the earliest).")] = 20,
     output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,
@@ -154,7 +166,8 @@ def export_cmd(
 def retention_cmd(
     ctx: typer.Context,
     older_than: Annotated[
-        str, typer.Option(help="Delete readings, events and dead letters older than this (e.g. 90d).")
+        str,
+        typer.Option(help="Delete readings, events and dead letters older than this (e.g. 90d)."),
     ],
 ) -> None:
     """Delete data older than a given age."""

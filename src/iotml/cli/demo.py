@@ -27,8 +27,8 @@ from iotml.cli.inspect import device_table
 from iotml.cli.render import format_cell, rich_table
 from iotml.codecs import encode_csv, encode_parquet, encode_senml_json
 from iotml.ingest import ingest_file
-from iotml.store import Store
 from iotml.sim import FleetHistory, fleet_history
+from iotml.store import Store
 from iotml.summary import findings, summarize
 from iotml.types import Batch
 
@@ -71,24 +71,36 @@ def write_demo_files(history: FleetHistory, folder: Path) -> list[Path]:
         paths.append(path)
     upload = folder / "gateway-upload.json"
     upload.write_bytes(_faulty_upload(int(history.batch.ts_us.min())))
-    truncated = folder / "meter-truncated.csv"
-    csv = encode_csv(_device_batch(history, devices[0]).slice(0, 50), layout="wide")
+    truncated = folder / "press-08-truncated.csv"
+    part = _device_batch(history, devices[0]).slice(0, 50)
+    press = Batch.from_arrays(["press-08"] * len(part), part.metric, part.ts_us, part.values)
+    csv = encode_csv(press, layout="wide")
     truncated.write_bytes(csv[: len(csv) - 25])  # a transfer cut off mid-line
     return [*paths, upload, truncated]
+
+
+def _injected(history: FleetHistory, metrics: dict[str, list[str]]) -> dict[tuple[str, str], str]:
+    """Injected faults per series (a device-wide fault counts for each of its metrics)."""
+    out: dict[tuple[str, str], str] = {}
+    for f in history.faults:
+        for metric in metrics[f["device"]] if f["metric"] == "*" else [f["metric"]]:
+            out[(f["device"], metric)] = f"{f['fault']} from {f['start'][:16]}"
+    return out
 
 
 def _findings_table(summary: pa.Table, history: FleetHistory) -> Table:
     table = Table(title="what the analysis found, beside what was injected", header_style="bold")
     for name in ("series", "found", "injected"):
         table.add_column(name)
-    injected: dict[str, list[str]] = {}
-    for f in history.faults:
-        injected.setdefault(f["device"], []).append(f"{f['fault']} ({f['metric']}) from {f['start'][:16]}")
-    for row in summary.to_pylist():
-        found = findings(row)
-        truth = injected.get(row["device_id"], []) if found else []
-        if found:
-            table.add_row(f"{row['device_id']}/{row['metric']}", "; ".join(found), "; ".join(truth) or "—")
+    rows = {(r["device_id"], r["metric"]): r for r in summary.to_pylist()}
+    metrics: dict[str, list[str]] = {}
+    for device, metric in rows:
+        metrics.setdefault(device, []).append(metric)
+    injected = _injected(history, metrics)
+    for key in sorted(rows):
+        found = findings(rows[key])
+        if found or key in injected:
+            table.add_row("/".join(key), "; ".join(found) or "—", injected.get(key, "—"))
     return table
 
 
@@ -112,8 +124,8 @@ def demo_cmd(
         console.rule("3 · series health")
         summary = summarize(batch)
         console.print(_findings_table(summary, history))
-        console.rule("4 · hourly profile of the worst series")
         worst = max(summary.to_pylist(), key=lambda r: abs(r["late_shift_sigma"]))
+        console.rule(f"4 · {worst['device_id']}/{worst['metric']}, hourly means of the last day")
         _print_last_day(store, worst["device_id"], worst["metric"])
         console.rule("5 · dead letters")
         console.print(rich_table(store.dead_letters().select(["source", "record_index", "reason"])))

@@ -37,7 +37,7 @@ def device_table(store: Store) -> pa.Table:
     rows: dict[str, dict[str, Any]] = {
         r["device_id"]: {
             "device_id": r["device_id"],
-            "status": "unregistered",
+            "status": "seen",
             "metrics": r["metric_count"],
             "readings": r["count_sum"],
             "first": r["first_min"],
@@ -73,7 +73,8 @@ def devices_cmd(
 def deadletters_cmd(
     ctx: typer.Context,
     source: Annotated[
-        str | None, typer.Option(help="Only this source (e.g. file:readings.csv).", show_default=False)
+        str | None,
+        typer.Option(help="Only this source (e.g. file:readings.csv).", show_default=False),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show the newest N.")] = 50,
     output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,

@@ -155,7 +155,7 @@ def detect_format(
     >>> detect_format(b"\\x00\\x01", filename="x.bin")
     Traceback (most recent call last):
     ...
-    iotml.errors.UnsupportedFormat: cannot tell the format of 'x.bin' ...
+    iotml.errors.UnsupportedFormat: cannot tell the format of 'x.bin'...
     """
     if content_type:
         return _from_content_type(content_type)
@@ -178,7 +178,7 @@ def detect_format(
 def decode(
     data: bytes,
     *,
-    format: str | None = None,  # noqa: A002 - the natural name for the user-facing option
+    format: str | None = None,
     content_type: str | None = None,
     filename: str | None = None,
     device_id: str | None = None,
@@ -204,7 +204,7 @@ def decode(
     return _DECODERS[fmt](data, device_id=device_id, limits=limits, now=now, **options)
 
 
-def encode(batch: Batch, format: str) -> bytes:  # noqa: A002
+def encode(batch: Batch, format: str) -> bytes:
     """Encode ``batch`` in ``format`` (every format in :data:`FORMATS` has a writer).
 
     >>> import numpy as np

@@ -61,7 +61,7 @@ class Decoded:
 
 def now_us(clock: Callable[[], float] = time.time) -> int:
     """The receiver's clock as integer microseconds since the epoch."""
-    return int(round(clock() * 1_000_000))
+    return round(clock() * 1_000_000)
 
 
 def check_size(data: bytes, limits: Limits, what: str) -> None:

@@ -8,7 +8,7 @@ against the truth.
 
 >>> h = fleet_history(devices=3, days=1, every_s=300, seed=1)
 >>> len(h.batch), sorted(h.units)[:1]
-(864, [('meter-02', 'power')])
+(2547, [('meter-02', 'frequency')])
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _signal(
 
 
 def _iso(ts_us: int) -> str:
-    return np.datetime64(ts_us, "us").astype(str) + "Z"
+    return str(np.datetime64(ts_us, "us")) + "Z"
 
 
 def fleet_history(
