@@ -19,13 +19,14 @@ offset (without one it is local time in ``tz``), epoch seconds, milliseconds, mi
 or nanoseconds by magnitude, or a date such as ``25-Apr-19`` or ``16/12/2006`` with a time
 (see :mod:`iotml.codecs.timestamps`).
 
-The device is the device column's value, else the ``device_id`` argument (which also
-fills empty device cells), else the file is refused. Problems with single rows never
-fail the file: a row with the wrong number of fields, an unreadable or out-of-range timestamp or a missing device, and a cell that is not a
-finite number, each become a :class:`~iotml.codecs.common.Rejected` whose reason names the
-row, the column and the value; ``index`` is the file row (the CSV header is row 1; Parquet
-rows count from 1) and ``payload`` the original CSV line (a JSON rendering of the row where
-the line cannot be recovered, and always for Parquet).
+The device is the device column's value, else the ``device_id`` argument (which also fills
+empty device cells), else the file is refused. Problems with single rows never fail the
+file: a row with the wrong number of fields, an unreadable or out-of-range timestamp or a
+missing device, and a cell that is not a finite number, each become a
+:class:`~iotml.codecs.common.Rejected` whose reason names the row, the column and the
+value; ``index`` is the file row (the CSV header is row 1; Parquet rows count from 1) and
+``payload`` the original CSV line (a JSON rendering of the row where the line cannot be
+recovered, and always for Parquet).
 
 CSV is read with ``pyarrow.csv``; the delimiter is sniffed among ``,`` ``;`` tab ``|``
 when not given, and a UTF-8 byte-order mark is skipped. Surrounding whitespace in cells
