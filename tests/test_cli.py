@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,15 @@ def test_console_script_prints_errors_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("error:")
     assert "Traceback" not in proc.stderr
+
+
+def test_binary_dead_letters_are_shown_as_base64(tmp_path: Path) -> None:
+    cbor = tmp_path / "bad.senmlc"
+    cbor.write_bytes(b"\x81\xa1\x02\xff\xfe")  # a CBOR pack cut short: not UTF-8
+    code, out = _run("import", str(cbor))
+    assert code == 0
+    assert "rejected whole" in out
+    code, out = _run("deadletters", "-o", "json")
+    (letter,) = _json_lines(out)
+    assert letter["payload_encoding"] == "base64"
+    assert letter["payload"] == base64.b64encode(b"\x81\xa1\x02\xff\xfe").decode()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 __all__ = ["deadletters_cmd", "devices_cmd"]
 
+import base64
 from typing import Annotated, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import typer
 
 from iotml.cli.common import command, console, open_cli_store
@@ -69,6 +69,21 @@ def devices_cmd(
     emit(table, output.value)
 
 
+def _printable_payloads(table: pa.Table) -> pa.Table:
+    """Payloads as text: UTF-8 where they are, else base64 (``payload_encoding`` says which)."""
+    texts, encodings = [], []
+    for raw in table.column("payload").to_pylist():
+        try:
+            texts.append(raw.decode("utf-8"))
+            encodings.append("utf-8")
+        except UnicodeDecodeError:
+            texts.append(base64.b64encode(raw).decode("ascii"))
+            encodings.append("base64")
+    index = table.schema.get_field_index("payload")
+    table = table.set_column(index, "payload", pa.array(texts, pa.string()))
+    return table.append_column("payload_encoding", pa.array(encodings, pa.string()))
+
+
 @command("deadletters")
 def deadletters_cmd(
     ctx: typer.Context,
@@ -90,9 +105,7 @@ def deadletters_cmd(
         console.print("no dead letters — every record so far was accepted")
         return
     if output is not Output.table:
-        decoded = pc.cast(table.column("payload"), pa.string(), safe=False)
-        table = table.set_column(table.schema.get_field_index("payload"), "payload", decoded)
-        emit(table, output.value)
+        emit(_printable_payloads(table), output.value)
         return
     shown = table.select(["id", "received", "source", "record_index", "reason", "payload"])
     emit(shown, "table", title=f"dead letters: {total:,} in all, newest {shown.num_rows} shown")
