@@ -22,6 +22,7 @@ __all__ = [
     "decode",
     "decode_csv",
     "decode_json",
+    "decode_many",
     "decode_parquet",
     "decode_senml_cbor",
     "decode_senml_json",
@@ -34,13 +35,16 @@ __all__ = [
     "encode_senml_json",
 ]
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from itertools import groupby
 from pathlib import PurePath
 from typing import Any
 
 import orjson
 
-from iotml.codecs.common import Decoded, Rejected
+from iotml.codecs._senml_many import CBOR, JSON, decode_packs
+from iotml.codecs.common import Decoded, Rejected, now_us
 from iotml.codecs.flatjson import decode_json, encode_json
 from iotml.codecs.senml import (
     decode_senml_cbor,
@@ -50,7 +54,7 @@ from iotml.codecs.senml import (
 )
 from iotml.codecs.tabular import decode_csv, decode_parquet, encode_csv, encode_parquet
 from iotml.config import FILE_LIMITS, Limits
-from iotml.errors import UnsupportedFormat
+from iotml.errors import ConfigError, InvalidPayload, UnsupportedFormat
 from iotml.types import Batch
 
 FORMATS = ("senml+json", "senml+cbor", "json", "csv", "parquet")
@@ -202,6 +206,110 @@ def decode(
     if fmt in ("csv", "parquet"):
         options["tz"] = tz
     return _DECODERS[fmt](data, device_id=device_id, limits=limits, now=now, **options)
+
+
+def decode_many(
+    payloads: Sequence[bytes],
+    *,
+    formats: Sequence[str | None] | str | None = None,
+    content_types: Sequence[str | None] | str | None = None,
+    device_ids: Sequence[str | None] | None = None,
+    limits: Limits | None = None,
+    now: int | None = None,
+) -> Decoded:
+    """Decode many payloads (say, one micro-batch of MQTT messages) into one result.
+
+    A payload's format is ``formats[k]`` (or ``formats``, for all), else the one its content
+    type names, else the one :func:`detect_format` finds in its bytes. Consecutive SenML
+    payloads of one format are decoded together, by
+    :func:`~iotml.codecs.senml.decode_senml_json_many` or
+    :func:`~iotml.codecs.senml.decode_senml_cbor_many`, which is much faster than one by
+    one; other payloads one at a time, as :func:`decode` does. A payload that cannot be
+    decoded at all (unknown format, unparseable, over ``limits``) becomes one
+    :class:`Rejected` with ``index`` ``None`` instead of raising.
+
+    Order: readings are in payload order (all of payload ``k``'s before payload ``k+1``'s,
+    each payload's in the order its decoder gives); rejections are by payload, then record,
+    and each carries ``payload_index``. ``units`` keeps each series' first unit; a note
+    about one payload starts with ``payload k:``. ``limits`` (default
+    :class:`~iotml.config.Limits`) applies to each payload; ``now`` to all of them.
+
+    >>> d = decode_many([b'[{"bn": "dev-1:", "n": "temp", "v": 21.5, "t": 1.7e9}]', b"\\x00",
+    ...                  b'{"ts": 1.7e9, "temp": 22.5}'], device_ids=[None, None, "dev-2"])
+    >>> d.batch.device_id.to_pylist(), d.batch.values.tolist()
+    (['dev-1', 'dev-2'], [21.5, 22.5])
+    >>> [(r.payload_index, r.reason[:28]) for r in d.rejected]
+    [(1, 'cannot tell the format of th')]
+    """
+    if isinstance(payloads, bytes | bytearray | memoryview | str):
+        raise ConfigError("payloads must be a sequence of payloads; wrap a single one in a list")
+    count = len(payloads)
+    fmts = _per_payload(formats, count, "formats")
+    types = _per_payload(content_types, count, "content_types")
+    ids = _per_payload(device_ids, count, "device_ids", broadcast=False)
+    for fmt in set(fmts) - {None}:
+        if fmt not in _DECODERS:
+            raise ConfigError(f"format {fmt!r} is not supported; accepted: {list(FORMATS)}")
+    limits = Limits() if limits is None else limits
+    now = now_us() if now is None else now
+    found: list[str | None] = []
+    parts: list[Decoded] = []
+    for k, data in enumerate(payloads):
+        try:
+            found.append(fmts[k] or detect_format(data, content_type=types[k]))
+        except UnsupportedFormat as err:
+            found.append(None)
+            parts.append(Decoded(Batch.empty(), [Rejected(str(err), bytes(data), None, k)]))
+    for fmt, run in groupby(range(count), key=found.__getitem__):
+        ks = list(run)
+        if fmt in _MANY:
+            packs, run_ids = [payloads[k] for k in ks], [ids[k] for k in ks]
+            parts.append(decode_packs(_MANY[fmt], packs, run_ids, limits, now, first=ks[0]))
+        elif fmt is not None:
+            parts += [_decode_one(payloads[k], k, fmt, ids[k], limits, now) for k in ks]
+    return _merge(parts)
+
+
+_MANY = {"senml+json": JSON, "senml+cbor": CBOR}
+
+
+def _per_payload(
+    given: Sequence[str | None] | str | None, count: int, name: str, *, broadcast: bool = True
+) -> Sequence[str | None]:
+    if given is None:
+        return [None] * count
+    if isinstance(given, str):
+        if broadcast:
+            return [given] * count
+    elif len(given) == count:
+        return given
+    also = "; or one string for all" if broadcast else ""
+    raise ConfigError(f"{name} must give one item per payload ({count}){also}, got {given!r}")
+
+
+def _decode_one(
+    data: bytes, k: int, fmt: str, device_id: str | None, limits: Limits, now: int
+) -> Decoded:
+    try:
+        d = decode(data, format=fmt, device_id=device_id, limits=limits, now=now)
+    except InvalidPayload as err:
+        return Decoded(Batch.empty(), [Rejected(str(err), bytes(data), None, k)])
+    rejected = [replace(r, payload_index=k) for r in d.rejected]
+    return Decoded(d.batch, rejected, d.units, [f"payload {k}: {note}" for note in d.notes])
+
+
+def _merge(parts: list[Decoded]) -> Decoded:
+    """One result from results in payload order (rejections are put in order too)."""
+    units: dict[tuple[str, str], str] = {}
+    for part in parts:
+        for key, unit in part.units.items():
+            units.setdefault(key, unit)
+    rejected = sorted(
+        (r for part in parts for r in part.rejected),
+        key=lambda r: (r.payload_index or 0, -1 if r.index is None else r.index),
+    )
+    notes = [note for part in parts for note in part.notes]
+    return Decoded(Batch.concat(p.batch for p in parts), rejected, units, notes)
 
 
 def encode(batch: Batch, format: str) -> bytes:

@@ -16,26 +16,24 @@ __all__ = [
     "NAME_RULE",
     "RELATIVE_BELOW_S",
     "SEPARATORS",
-    "Columns",
     "RecordError",
     "check_pack",
     "general_columns",
     "split_name",
-    "to_us",
 ]
 
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from iotml.codecs._senml_columns import RELATIVE_BELOW_S, Columns, to_us
 from iotml.codecs.common import Rejected
 from iotml.errors import InvalidPayload
 
@@ -48,55 +46,12 @@ BASE_FIELDS = ("bn", "bt", "bu", "bv", "bs")
 REGULAR_FIELDS = frozenset({"n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"})
 VALUE_FIELDS = ("v", "vs", "vb", "vd")
 MAX_VERSION = 10  # RFC 8428 is SenML version 10
-RELATIVE_BELOW_S = 2**28  # RFC 8428 §4.5.3: smaller times are relative to "now"
-_MAX_ABS_S = 2.0**62 / 1e6  # clip before int64 conversion; far outside any accepted range
 SEPARATORS = ":/.-_"
 NAME_RULE = "must start with a letter or digit and use only letters, digits and - : . / _"
 NAME_RE = re.compile(r"[A-Za-z0-9][-A-Za-z0-9:./_]*")
 _DEVICE_URN = re.compile(r"(?i:urn:dev:)[A-Za-z0-9][-A-Za-z0-9]*:[^:/]+")
 _NUMBER_FIELDS = frozenset({"bt", "bv", "bs", "v", "s", "t", "ut"})
 _STRING_FIELDS = frozenset({"bn", "bu", "n", "u", "vs"})
-
-
-@dataclass(slots=True)
-class Columns:
-    """Readings as parallel columns; ``unit`` holds ``""`` where none is known.
-
-    ``ts_range`` is the lowest and highest of ``ts_us``. ``index`` gives each reading's
-    record position; ``None`` means reading *i* came from record *i* (the fast path).
-    """
-
-    device: list[str]
-    metric: list[str]
-    time_s: npt.NDArray[np.float64]
-    ts_us: npt.NDArray[np.int64]
-    ts_range: tuple[int, int]
-    value: npt.NDArray[np.float64]
-    unit: Sequence[str]
-    index: list[int] | None = None
-
-
-def to_us(
-    time_s: npt.NDArray[np.float64], now: int
-) -> tuple[npt.NDArray[np.int64], tuple[int, int]] | None:
-    """Seconds to integer microseconds (relative ones added to ``now``) and their range.
-
-    ``None`` if a time is NaN or infinite. Times beyond ±2**62 µs are clipped there, far
-    outside any range :class:`~iotml.config.Limits` accepts, so they are still rejected.
-    """
-    if not len(time_s):
-        return np.zeros(0, dtype=np.int64), (0, 0)
-    lowest, highest = float(time_s.min()), float(time_s.max())
-    if lowest >= RELATIVE_BELOW_S and highest <= _MAX_ABS_S:  # the usual case: absolute
-        micros = time_s * 1e6
-        ts_us = np.rint(micros, out=micros).astype(np.int64)
-        return ts_us, (round(lowest * 1e6), round(highest * 1e6))  # rint is monotonic
-    if not (math.isfinite(lowest) and math.isfinite(highest)):
-        return None
-    micros = np.clip(time_s, -_MAX_ABS_S, _MAX_ABS_S) * 1e6
-    ts_us = np.rint(micros, out=micros).astype(np.int64)
-    ts_us[time_s < RELATIVE_BELOW_S] += now
-    return ts_us, (int(ts_us.min()), int(ts_us.max()))
 
 
 class RecordError(Exception):
@@ -327,11 +282,15 @@ def general_columns(
     *,
     data_type: type,
     dump: Callable[[int], bytes],
+    payload: int = 0,
+    payload_index: int | None = None,
 ) -> tuple[Columns, list[Rejected], list[str]]:
     """Resolve every record; bad ones become :class:`Rejected`, good ones columns.
 
     ``data_type`` is the Python type of a data value (``vd``): ``str`` (base64url) in JSON,
-    ``bytes`` in CBOR. ``dump(i)`` gives the original bytes of record ``i``.
+    ``bytes`` in CBOR. ``dump(i)`` gives the original bytes of record ``i``; ``payload`` is
+    the pack's position among those decoded together and ``payload_index`` the one its
+    rejections carry.
     """
     resolver = _Resolver(device_id, data_type)
     rejected = []
@@ -340,13 +299,22 @@ def general_columns(
         try:
             resolver.record(rec)
         except RecordError as err:
-            rejected.append(Rejected(str(err), dump(i), i))
+            rejected.append(Rejected(str(err), dump(i), i, payload_index))
     device, metric, times, values, units, index = resolver.cols
     time_s = np.array(times, dtype=np.float64)
     converted = to_us(time_s, now)
     assert converted is not None  # every time was checked to be finite
-    value_array = np.array(values, dtype=np.float64)
-    cols = Columns(device, metric, time_s, *converted, value_array, units, index)
+    count = len(device)
+    cols = Columns(
+        device,
+        metric,
+        time_s,
+        *converted,
+        np.array(values, dtype=np.float64),
+        units,
+        np.array(index, dtype=np.int64),
+        np.full(count, payload, dtype=np.int64),
+    )
     notes = []
     if resolver.update_times:
         notes.append(

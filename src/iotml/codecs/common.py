@@ -37,11 +37,14 @@ class Rejected:
     ``payload`` holds the original bytes of the record where they can be recovered (the
     whole payload otherwise); ``index`` is the record's position in the payload (the row
     number for files, 1-based counting the header as row 1), ``None`` for a whole payload.
+    ``payload_index`` is the payload's position in the sequence given to a decoder of many
+    payloads (``decode_many``, ``decode_senml_json_many``), ``None`` after a single decode.
     """
 
     reason: str
     payload: bytes
     index: int | None = None
+    payload_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
