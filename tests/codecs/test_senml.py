@@ -198,8 +198,8 @@ RFC_6_CBOR = bytes.fromhex(
 
 def test_rfc_5_1_1_single_datapoint_taken_now() -> None:
     d = decode_senml_json(RFC_5_1_1, now=NOW)
-    assert rows(d.batch) == [(URN, "value", NOW, 23.1)]
-    assert d.units == {(URN, "value"): "Cel"}
+    assert rows(d.batch) == [(URN, "Cel", NOW, 23.1)]  # unnamed: named after its unit
+    assert d.units == {(URN, "Cel"): "Cel"}
     assert d.rejected == []
     assert d.notes == []
 
@@ -225,8 +225,8 @@ def test_rfc_5_1_2_sensml_stream_of_humidity_every_ten_seconds() -> None:
     d = decode_senml_json(RFC_5_1_2_STREAM, limits=OLD, now=NOW)
     t0 = us(1.320067464e09)
     values = [21.2, 21.3, 21.4, 21.4, 21.5, 21.5, 21.5, 21.6, 21.7]
-    assert rows(d.batch) == [(URN, "value", t0 + k * 10_000_000, v) for k, v in enumerate(values)]
-    assert d.units == {(URN, "value"): "%RH"}
+    assert rows(d.batch) == [(URN, "%RH", t0 + k * 10_000_000, v) for k, v in enumerate(values)]
+    assert d.units == {(URN, "%RH"): "%RH"}
 
 
 def test_rfc_5_1_3_and_its_resolved_form_5_1_4_decode_to_the_same_readings() -> None:
@@ -235,17 +235,17 @@ def test_rfc_5_1_3_and_its_resolved_form_5_1_4_decode_to_the_same_readings() -> 
     assert packed.batch == resolved.batch
     t0 = us(1.320067464e09)  # Mon Oct 31 13:24:24 UTC 2011
     assert rows(packed.batch)[:3] == [
-        (URN, "value", t0, 20.0),
-        (URN, "value", t0, 24.30621),
-        (URN, "value", t0, 60.07965),
+        (URN, "%RH", t0, 20.0),
+        (URN, "lon", t0, 24.30621),
+        (URN, "lat", t0, 60.07965),
     ]
-    assert rows(packed.batch)[9] == (URN, "value", t0 + 150_000_000, 98.0)
+    assert rows(packed.batch)[9] == (URN, "%EL", t0 + 150_000_000, 98.0)
     assert packed.batch.ts_us.tolist()[-1] == t0 + 180_000_000
-    # One name, four units: the first unit is kept and the collision is reported.
+    # One name, four quantities told apart by unit: four series, none overwriting another.
     for d in (packed, resolved):
-        assert d.units == {(URN, "value"): "%RH"}
-        assert len(d.notes) == 1
-        assert "['%RH', 'lon', 'lat', '%EL']" in d.notes[0]
+        assert set(d.units) == {(URN, "%RH"), (URN, "lon"), (URN, "lat"), (URN, "%EL")}
+        assert all(metric == unit for (_, metric), unit in d.units.items())
+        assert d.notes == []
 
 
 def test_rfc_5_1_5_booleans_kept_strings_and_data_rejected_with_their_values() -> None:
@@ -286,8 +286,8 @@ def test_rfc_5_1_7_thermostat_base_only_record_is_not_a_rejection() -> None:
 def test_rfc_5_1_7_lights_are_ipv6_devices() -> None:
     on = decode_senml_json(RFC_5_1_7_LIGHTS_ON, limits=OLD, now=NOW)
     t = us(1.320078429e09)
-    assert rows(on.batch) == [("2001:db8::3", "value", t, 1.0), ("2001:db8::4", "value", t, 1.0)]
-    assert on.units == {("2001:db8::3", "value"): "/", ("2001:db8::4", "value"): "/"}
+    assert rows(on.batch) == [("2001:db8::3", "/", t, 1.0), ("2001:db8::4", "/", t, 1.0)]
+    assert on.units == {("2001:db8::3", "/"): "/", ("2001:db8::4", "/"): "/"}
     off = decode_senml_json(RFC_5_1_7_LIGHTS_OFF, limits=OLD, now=NOW)
     assert [(r[0], r[2] - t, r[3]) for r in rows(off.batch)] == [
         ("2001:db8::3", 0, 0.5),

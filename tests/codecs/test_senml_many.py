@@ -352,7 +352,7 @@ def test_the_common_shape_is_decoded_a_column_at_a_time() -> None:
     cols, refused = packs.finish(NOW)
     assert refused == []
     assert cols.device == ["a", "a", "b", "c", "dev-9", "dev-9", "d", "d"]
-    assert cols.metric == ["t", "h", "t", "t", "t", "h", "value", "value"]
+    assert cols.metric == ["t", "h", "t", "t", "t", "h", "", ""]  # unnamed until the end
     assert cols.unit == ["Cel", "%RH", "", "", "", "", "W", "W"]
     index, payload = cols.positions()
     assert payload.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]

@@ -11,8 +11,10 @@ from __future__ import annotations
 __all__ = [
     "FROM_BUFFERS",
     "RELATIVE_BELOW_S",
+    "UNNAMED",
     "Columns",
     "concat",
+    "name_unnamed",
     "strings_from_joined",
     "strings_from_runs",
     "table",
@@ -31,6 +33,7 @@ import pyarrow as pa
 
 from iotml.types import READING_SCHEMA, TS_TYPE
 
+UNNAMED = ""  # the metric of a record with no name of its own, until name_unnamed runs
 RELATIVE_BELOW_S = 2**28  # RFC 8428 §4.5.3: smaller times are relative to "now"
 _MAX_ABS_S = 2.0**62 / 1e6  # clip before int64 conversion; far outside any accepted range
 
@@ -219,3 +222,22 @@ def strings_from_runs(
     lengths.repeat(run_len).cumsum(out=offsets[1:])
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data.encode("ascii"))]
     return pa.Array.from_buffers(pa.string(), len(strings), buffers)
+
+
+def name_unnamed(cols: Columns) -> None:
+    """Give records without a measurement name of their own a metric: their unit.
+
+    RFC 8428 §5.1.3 reports humidity, latitude and longitude of one device under one
+    name, told apart only by their units; naming such readings after the unit (``%RH``,
+    ``lat``, ``lon``) keeps them in separate series instead of letting one overwrite
+    another. Without a unit the metric is ``value``; a sum keeps its ``_sum`` suffix.
+    """
+    metric = cols.metric
+    if UNNAMED not in metric and "_sum" not in metric:
+        return
+    for i, (name, unit) in enumerate(zip(metric, cols.unit, strict=True)):
+        if name == UNNAMED:
+            metric[i] = unit or "value"
+        elif name == "_sum":
+            metric[i] = (unit.removesuffix("*s") or "value") + "_sum"
+    cols.metric_array = None

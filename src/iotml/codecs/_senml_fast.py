@@ -307,7 +307,7 @@ class FastPacks:
         if not _JOINED_NAMES.fullmatch(joined) or joined.count(_SEP) != len(names) - 1:
             raise self._demote_rows(i for i, n in enumerate(names) if not _NAME_CHARS.fullmatch(n))
         devices = list(chain.from_iterable(map(repeat, device, seg_len)))
-        metrics = names if not _has_empty(joined) else [n or "value" for n in names]
+        metrics = names  # unnamed records keep "": named after their unit at the end
         if len(names) < FROM_BUFFERS:
             return devices, metrics, None, None
         device_array = strings_from_runs(devices, device, seg_len)
@@ -336,7 +336,7 @@ class FastPacks:
                 if not _NAME_CHARS.fullmatch("".join(names)):
                     bad.add(pack)
                 devices += repeat(base_device, length)
-                metrics += [n or "value" for n in names]
+                metrics += names
                 continue
             pairs = list(map(_split, names, repeat(self.device_id[pack])))
             if None in pairs:

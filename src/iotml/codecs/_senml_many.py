@@ -24,7 +24,14 @@ import cbor2
 import numpy as np
 import orjson
 
-from iotml.codecs._senml_columns import RELATIVE_BELOW_S, Columns, concat, table, take
+from iotml.codecs._senml_columns import (
+    RELATIVE_BELOW_S,
+    Columns,
+    concat,
+    name_unnamed,
+    table,
+    take,
+)
 from iotml.codecs._senml_fast import FastPacks
 from iotml.codecs._senml_records import CBOR_LABELS, check_pack, general_columns
 from iotml.codecs.common import (
@@ -206,6 +213,7 @@ class _Run:
             for k in refused:
                 self._take(k, None)
         cols = self._in_time_range(self._ordered() if len(self.parts) != 1 else self.parts[0])
+        name_unnamed(cols)
         units = self._units(cols)
         if len(self.rejected) > 1:
             self.rejected.sort(key=itemgetter(0))

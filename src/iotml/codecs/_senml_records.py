@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from iotml.codecs._senml_columns import RELATIVE_BELOW_S, Columns, to_us
+from iotml.codecs._senml_columns import RELATIVE_BELOW_S, UNNAMED, Columns, to_us
 from iotml.codecs.common import Rejected
 from iotml.errors import InvalidPayload
 
@@ -112,19 +112,19 @@ def split_name(name: str, device_id: str | None) -> tuple[str, str]:
     """
     if device_id is not None:
         if name in ("", device_id):
-            return device_id, "value"
+            return device_id, UNNAMED
         if name.startswith(device_id) and name[len(device_id)] in SEPARATORS:
-            return device_id, name[len(device_id) + 1 :] or "value"
+            return device_id, name[len(device_id) + 1 :]
         return device_id, name
     if _DEVICE_URN.fullmatch(name) or _is_ipv6(name):
-        return name, "value"
+        return name, UNNAMED
     cut = max(name.rfind(":"), name.rfind("/"))
     if cut <= 0:
         raise RecordError(
             f"no device id: name {name!r} has no ':' or '/' separating a device from a metric, "
             "no base name (bn) is in effect and no device_id was given"
         )
-    return name[:cut].rstrip(SEPARATORS), name[cut + 1 :] or "value"
+    return name[:cut].rstrip(SEPARATORS), name[cut + 1 :]
 
 
 def _is_ipv6(name: str) -> bool:
@@ -183,7 +183,7 @@ def _name(base: dict[str, Any], rec: dict[str, Any], device_id: str | None) -> t
     if full and not NAME_RE.fullmatch(full):
         raise RecordError(f"name {full!r} (bn + n) is not a valid SenML name: it {NAME_RULE}")
     if bn:
-        return bn.rstrip(SEPARATORS), n or "value"
+        return bn.rstrip(SEPARATORS), n
     return split_name(n, device_id)
 
 

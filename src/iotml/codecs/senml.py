@@ -10,12 +10,17 @@ and may give numbers as decimal fractions (tag 4); bytes after the pack are an e
 **Device and metric.** SenML has one name per record; iotml needs two:
 
 * a base name in effect → ``device_id`` is ``bn`` without trailing ``: / . - _``, and the
-  metric is ``n`` (``"value"`` when ``n`` is empty or absent);
+  metric is ``n``;
 * no base name, but the caller gave ``device_id`` → that device, and the metric is ``n``
-  (a leading ``device_id`` plus one separator is removed; ``"value"`` when nothing is left);
+  (a leading ``device_id`` plus one separator is removed);
 * neither → the name is split at its last ``:`` or ``/``; a whole RFC 9039 device URN
-  (``urn:dev:ow:10e2073a01080063``) or IPv6 address is the device, with metric ``"value"``.
+  (``urn:dev:ow:10e2073a01080063``) or IPv6 address is the device.
   A name with no separator is rejected ("no device id").
+
+A record that names no measurement of its own (``n`` empty or absent, or a name that is
+the device alone) takes its **unit** as the metric — RFC 8428 §5.1.3 reports humidity,
+latitude and longitude under one name, told apart only by unit, and they must not
+overwrite each other — or ``"value"`` when it has no unit either.
 
 Names must follow RFC 8428 §4.5.1 (a letter or digit, then letters, digits, ``-:./_``).
 
@@ -140,7 +145,7 @@ def decode_senml_json(
     >>> d = decode_senml_json(b'[{"n": "urn:dev:ow:10e2073a01080063", "u": "Cel", "v": 23.1}]',
     ...                       now=1_700_000_000_000_000)
     >>> d.batch.to_pylist()[0]["metric"], d.batch.ts_us.tolist(), d.units
-    ('value', [1700000000000000], {('urn:dev:ow:10e2073a01080063', 'value'): 'Cel'})
+    ('Cel', [1700000000000000], {('urn:dev:ow:10e2073a01080063', 'Cel'): 'Cel'})
     """
     _check_device_id(device_id)
     return decode_packs(JSON, [data], [device_id], limits, now, first=None)
