@@ -30,9 +30,12 @@ check: $(VENV)/.dev  ## formatting, lint, strict typing
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-bench: $(VENV)/.dev  ## the performance benchmarks; results belong in BENCHMARKS.md
-	$(BIN)/python benchmarks/bench_senml.py
-	$(BIN)/python benchmarks/bench_store.py
+ONE_CORE := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
+
+bench: $(VENV)/.dev  ## the performance benchmarks (minutes); results belong in BENCHMARKS.md
+	@mkdir -p benchmarks/results
+	$(ONE_CORE) $(BIN)/python benchmarks/bench_senml.py --packs 300 --repeats 7 --json benchmarks/results/senml.json
+	$(BIN)/python benchmarks/bench_store.py --runs 3 --json benchmarks/results/store.json
 
 clean:
 	rm -rf $(VENV) iotml-data .pytest_cache .mypy_cache .ruff_cache
