@@ -15,13 +15,15 @@ from rich.table import Table
 
 from iotml.cli.common import console
 
+_SHORT = 24  # text up to this width is never folded
+
 
 def format_cell(value: Any) -> str:
     """A compact, readable rendering of one cell."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return value.strftime("%Y-%m-%d %H:%M:%S")  # UTC: the table's caption says so
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, bytes):
@@ -31,13 +33,26 @@ def format_cell(value: Any) -> str:
 
 
 def rich_table(table: pa.Table, title: str | None = None) -> Table:
-    """A Rich table with one column per Arrow column; numbers right-aligned."""
-    out = Table(title=title, show_lines=False, header_style="bold")
-    for field in table.schema:
+    """A Rich table with one column per Arrow column; numbers right-aligned.
+
+    Numbers, times and short text stay on one line; only long text (reasons, payloads)
+    folds, so a table fits an 80-column terminal where it can.
+    """
+    rows = [[format_cell(v) for v in row.values()] for row in table.to_pylist()]
+    has_time = any(pa.types.is_timestamp(f.type) for f in table.schema)
+    out = Table(title=title, header_style="bold", caption="times in UTC" if has_time else None)
+    for i, field in enumerate(table.schema):
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
-        out.add_column(field.name, justify="right" if numeric else "left", overflow="fold")
-    for row in table.to_pylist():
-        out.add_row(*(format_cell(v) for v in row.values()))
+        widest = max((len(r[i]) for r in rows), default=0)
+        out.add_column(
+            field.name,
+            justify="right" if numeric else "left",
+            overflow="fold",
+            no_wrap=widest <= _SHORT,
+            min_width=max(widest, len(field.name)) if widest <= _SHORT else None,
+        )
+    for cells in rows:
+        out.add_row(*cells)
     return out
 
 
