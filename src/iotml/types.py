@@ -378,6 +378,15 @@ class Batch:
         """A zero-copy slice of rows."""
         return Batch._trusted(self._table.slice(offset, length))
 
+    def rows(self) -> list[tuple[str, str, int, float]]:
+        """Readings as ``(device_id, metric, ts_us, value)`` tuples (never on a hot path).
+
+        >>> Batch.from_arrays(["a"], ["t"], [5], [1.5]).rows()
+        [('a', 't', 5, 1.5)]
+        """
+        columns = (self.device_id.to_pylist(), self.metric.to_pylist(), self.ts_us.tolist())
+        return list(zip(*columns, self.values.tolist(), strict=True))
+
     def to_pylist(self) -> list[dict[str, Any]]:
         """Readings as dictionaries (for convenience, never on a hot path)."""
         return self._table.to_pylist()  # type: ignore[no-any-return]

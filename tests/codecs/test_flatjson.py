@@ -25,15 +25,7 @@ def dec(doc: Any, **kwargs: Any) -> Any:
 
 
 def readings(batch: Batch) -> list[tuple[str, str, int, float]]:
-    return list(
-        zip(
-            batch.device_id.to_pylist(),
-            batch.metric.to_pylist(),
-            batch.ts_us.tolist(),
-            batch.values.tolist(),
-            strict=True,
-        )
-    )
+    return batch.rows()
 
 
 def test_single_object_with_device_from_the_transport() -> None:

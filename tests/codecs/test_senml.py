@@ -50,8 +50,7 @@ def to_cbor_labels(records: list[dict[str, Any]]) -> list[dict[Any, Any]]:
 
 
 def rows(batch: Batch) -> list[tuple[str, str, int, float]]:
-    cols = (batch.device_id.to_pylist(), batch.metric.to_pylist(), batch.ts_us.tolist())
-    return list(zip(*cols, batch.values.tolist(), strict=True))
+    return batch.rows()
 
 
 def us(seconds: float) -> int:

@@ -37,15 +37,7 @@ def csv(text: str, **kwargs: Any) -> Any:
 
 
 def readings(batch: Batch) -> list[tuple[str, str, int, float]]:
-    return list(
-        zip(
-            batch.device_id.to_pylist(),
-            batch.metric.to_pylist(),
-            batch.ts_us.tolist(),
-            batch.values.tolist(),
-            strict=True,
-        )
-    )
+    return batch.rows()
 
 
 def parquet(table: pa.Table) -> bytes:

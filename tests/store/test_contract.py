@@ -50,15 +50,7 @@ def readings(rows: list[tuple[str, str, int, float]]) -> Batch:
 
 
 def rows_of(batch: Batch) -> list[tuple[str, str, int, float]]:
-    return list(
-        zip(
-            batch.device_id.to_pylist(),
-            batch.metric.to_pylist(),
-            batch.ts_us.tolist(),
-            batch.values.tolist(),
-            strict=True,
-        )
-    )
+    return batch.rows()
 
 
 def event(ts: int, device_id: str = "a", kind: str = "anomaly", message: str = "") -> dict:
