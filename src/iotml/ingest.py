@@ -19,7 +19,6 @@ from __future__ import annotations
 
 __all__ = ["IngestResult", "ingest_bytes", "ingest_file"]
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +46,6 @@ class IngestResult:
     def whole_payload_rejected(self) -> bool:
         """True when nothing could be decoded (the payload went to dead letters whole)."""
         return self.format is None
-
-    def reason_counts(self) -> Counter[str]:
-        """Rejection reasons with the value details cut off, counted — for summaries."""
-        return Counter(r.split(":", 1)[0] for r in self.reasons)
 
 
 def ingest_bytes(
