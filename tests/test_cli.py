@@ -196,3 +196,42 @@ def test_binary_dead_letters_are_shown_as_base64(tmp_path: Path) -> None:
     (letter,) = _json_lines(out)
     assert letter["payload_encoding"] == "base64"
     assert letter["payload"] == base64.b64encode(b"\x81\xa1\x02\xff\xfe").decode()
+
+
+def test_devices_add_shows_a_token_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    from iotml.devices import TokenBook, hash_token
+    from iotml.store import open_store
+
+    code, out = _run("devices", "add", "press-4")
+    assert code == 0, out
+    token = out.strip().splitlines()[-1]
+    assert len(token) >= 40
+    code, out = _run("devices", "add", "press-4")
+    assert code == 1
+    assert "already registered" in out
+    with open_store() as store:
+        record = store.device("press-4")
+        assert record is not None
+        assert record.token_hash == hash_token(token)
+        assert token not in repr(record)
+        assert TokenBook(store).device_for(token) == "press-4"
+    code, out = _run("devices", "-o", "json")
+    assert _json_lines(out)[0]["status"] == "registered"
+
+
+def test_devices_revoke_disables_the_token(tmp_path: Path) -> None:
+    from iotml.devices import TokenBook
+    from iotml.store import open_store
+
+    _, out = _run("devices", "add", "press-4")
+    token = out.strip().splitlines()[-1]
+    code, out = _run("devices", "revoke", "press-4")
+    assert code == 0, out
+    with open_store() as store:
+        assert TokenBook(store).device_for(token) is None
+    code, out = _run("devices", "revoke", "nobody")
+    assert code == 1
+    assert "nobody" in out
+    _, out = _run("devices", "add", "press-4", "--replace")
+    with open_store() as store:
+        assert TokenBook(store).device_for(out.strip().splitlines()[-1]) == "press-4"

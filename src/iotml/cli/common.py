@@ -10,14 +10,16 @@ __all__ = [
     "console",
     "err_console",
     "fail",
+    "guard",
     "open_cli_store",
     "parse_duration",
     "parse_time",
 ]
 
+import contextlib
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -62,16 +64,23 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Turn user-facing errors inside the block into one line and exit code 1."""
+    try:
+        yield
+    except (IotmlError, OSError) as err:
+        raise fail(str(err)) from err
+
+
 def command(name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
     """Register a command whose user-facing errors become one line and exit code 1."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kw: Any) -> Any:
-            try:
+            with guard():
                 return fn(*args, **kw)
-            except (IotmlError, OSError) as err:
-                raise fail(str(err)) from err
 
         app.command(name, **kwargs)(wrapper)
         return fn

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["deadletters_cmd", "devices_cmd"]
+__all__ = ["deadletters_cmd", "devices_add_cmd", "devices_cmd", "devices_revoke_cmd"]
 
 import base64
 from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
+from rich.markup import escape
 
-from iotml.cli.common import command, console, open_cli_store
+from iotml.cli.common import app, command, console, fail, guard, open_cli_store
 from iotml.cli.data import Output
 from iotml.cli.render import emit
+from iotml.devices import issue_token
 from iotml.store import Store
 from iotml.types import TS_TYPE
 
@@ -55,18 +57,55 @@ def device_table(store: Store) -> pa.Table:
     return table.sort_by("device_id")
 
 
-@command("devices")
+devices_app = typer.Typer(help="List, add and revoke devices.", no_args_is_help=False)
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.callback(invoke_without_command=True)
 def devices_cmd(
     ctx: typer.Context,
     output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,
 ) -> None:
     """List devices: registered ones and those seen in the readings."""
-    with open_cli_store(ctx) as store:
+    if ctx.invoked_subcommand is not None:
+        return
+    with guard(), open_cli_store(ctx) as store:
         table = device_table(store)
     if table.num_rows == 0 and output is Output.table:
         console.print("no devices yet — import data with `iotml import FILE`")
         return
     emit(table, output.value)
+
+
+@devices_app.command("add")
+def devices_add_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The device id.", show_default=False)],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Issue a new token for an existing device.")
+    ] = False,
+) -> None:
+    """Register a device and print its bearer token (shown once; only its hash is kept)."""
+    with guard(), open_cli_store(ctx) as store:
+        if store.device(name) is not None and not replace:
+            raise fail(
+                f"device {name!r} is already registered; `iotml devices add {name} --replace` "
+                "issues a new token (the old one stops working)"
+            )
+        token = issue_token(store, name, replace=replace)
+    console.print(f"device {escape(name)} registered. Its token (shown only this once):")
+    console.out(token)
+
+
+@devices_app.command("revoke")
+def devices_revoke_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The device id.", show_default=False)],
+) -> None:
+    """Revoke a device: its token stops working and its readings are refused."""
+    with guard(), open_cli_store(ctx) as store:
+        store.revoke_device(name)
+    console.print(f"device {escape(name)} revoked")
 
 
 def _printable_payloads(table: pa.Table) -> pa.Table:
