@@ -22,7 +22,7 @@ import hashlib
 import secrets
 
 from iotml.errors import ConfigError
-from iotml.store import Store
+from iotml.store import DeviceRecord, Store
 
 
 def hash_token(token: str) -> str:
@@ -50,17 +50,18 @@ class TokenBook:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._by_hash: dict[str, str] = {}
+        self._records: dict[str, DeviceRecord] = {}
         self.reload()
 
     def reload(self) -> None:
         """Re-read the registry (after ``devices add`` or ``revoke``)."""
-        self._by_hash = {
-            d.token_hash: d.device_id
-            for d in self.store.devices()
-            if d.token_hash is not None and d.revoked is None
-        }
+        self._records = {d.token_hash: d for d in self.store.devices() if d.token_hash is not None}
+
+    def lookup(self, token: str) -> DeviceRecord | None:
+        """The device holding ``token``, revoked or not, or ``None`` for an unknown token."""
+        return self._records.get(hash_token(token))
 
     def device_for(self, token: str) -> str | None:
         """The active device holding ``token``, or ``None`` (unknown or revoked)."""
-        return self._by_hash.get(hash_token(token))
+        record = self.lookup(token)
+        return record.device_id if record is not None and record.revoked is None else None

@@ -1,0 +1,103 @@
+"""The FastAPI application: ``POST /api/v1/telemetry`` with per-device bearer tokens.
+
+Status codes: 401 no or unknown token; 403 revoked device, or a payload naming another
+device; 413 over the payload limit; 415 a content type that is not SenML JSON/CBOR or
+JSON; 422 a payload that cannot be decoded, or whose every record was rejected (the
+reasons are in the body); 202 accepted, with counts. Refused payloads (403, 413, 422) are
+kept in the dead letters with the reason and source ``http:<path>``; accepted ones go
+through the stream pipeline, which dead-letters their rejected records.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_app"]
+
+from typing import Any
+
+import pyarrow.compute as pc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from iotml import __version__
+from iotml.codecs import Rejected, decode
+from iotml.config import Limits
+from iotml.devices import TokenBook
+from iotml.errors import InvalidPayload
+from iotml.pipeline import Message, Pipeline
+
+TELEMETRY = "/api/v1/telemetry"
+SOURCE = f"http:{TELEMETRY}"
+ACCEPTED_TYPES = ("application/senml+json", "application/senml+cbor", "application/json")
+
+
+def _answer(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+class _Telemetry:
+    """The telemetry endpoint's checks, in the order a client's mistakes are reported."""
+
+    def __init__(self, pipeline: Pipeline, limits: Limits) -> None:
+        self.pipeline = pipeline
+        self.limits = limits
+        self.tokens = TokenBook(pipeline.store)
+
+    def refuse(
+        self, status: int, rejected: list[Rejected], content_type: str, **extra: Any
+    ) -> JSONResponse:
+        self.pipeline.store.write_dead_letters(
+            rejected, source=SOURCE, content_type=content_type, received=self.pipeline.now()
+        )
+        return _answer(status, {"detail": rejected[0].reason, **extra})
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        record = self.tokens.lookup(token) if scheme.lower() == "bearer" and token else None
+        if record is None:
+            detail = "a valid device token is required (Authorization: Bearer <token>)"
+            return _answer(401, {"detail": detail}, **{"WWW-Authenticate": "Bearer"})
+        if record.revoked is not None:
+            return _answer(403, {"detail": f"device {record.device_id!r} is revoked"})
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in ACCEPTED_TYPES:
+            detail = f"content type {media!r} is not accepted; use one of {list(ACCEPTED_TYPES)}"
+            return _answer(415, {"detail": detail})
+        body = await request.body()
+        if len(body) > self.limits.max_bytes:
+            why = f"payload of {len(body)} bytes is over the limit of {self.limits.max_bytes}"
+            return self.refuse(413, [Rejected(why, body)], media)
+        return await self.accept(record.device_id, body, media)
+
+    async def accept(self, device: str, body: bytes, media: str) -> JSONResponse:
+        now = self.pipeline.now()
+        try:
+            decoded = decode(
+                body, content_type=media, device_id=device, limits=self.limits, now=now
+            )
+        except InvalidPayload as err:
+            return self.refuse(422, [Rejected(str(err), body)], media)
+        others = sorted(set(pc.unique(decoded.batch.device_id).to_pylist()) - {device})
+        if others:
+            why = f"device {device!r} may not write for other devices {others}"
+            return self.refuse(403, [Rejected(why, body)], media)
+        reasons = [r.reason for r in decoded.rejected]
+        if not len(decoded.batch):
+            return self.refuse(422, decoded.rejected, media, reasons=reasons)
+        await self.pipeline.submit(Message(body, SOURCE, device, media))
+        counts = {"accepted": len(decoded.batch), "rejected": len(reasons), "reasons": reasons}
+        return _answer(202, {"device_id": device, **counts})
+
+
+def create_app(pipeline: Pipeline, *, limits: Limits | None = None) -> FastAPI:
+    """An app that authenticates devices and feeds accepted payloads to ``pipeline``."""
+    app = FastAPI(title="iotml", version=__version__)
+    endpoint = _Telemetry(pipeline, limits or pipeline.limits)
+    app.state.tokens = endpoint.tokens
+    app.add_api_route(
+        TELEMETRY,
+        endpoint,
+        methods=["POST"],
+        status_code=202,
+        summary="Send readings from one device (SenML JSON/CBOR or flat JSON)",
+    )
+    return app
