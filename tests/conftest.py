@@ -14,3 +14,24 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("IOTML_HOME", str(home))
     monkeypatch.delenv("IOTML_STORE", raising=False)
     return home
+
+
+def _reachable(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.fixture
+def mosquitto() -> str:
+    """The real Mosquitto on 127.0.0.1:1883; missing, it fails under IOTML_REQUIRE_SERVICES=1."""
+    import os
+
+    if not _reachable("127.0.0.1", 1883):
+        message = "Mosquitto is not running on 127.0.0.1:1883"
+        if os.environ.get("IOTML_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " (IOTML_REQUIRE_SERVICES=1)")
+        pytest.skip(message)
+    return "mqtt://127.0.0.1:1883"
