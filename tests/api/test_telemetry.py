@@ -136,3 +136,24 @@ def test_openapi_document_is_served(store: MemoryStore) -> None:
     r = post(store, lambda c: c.get("/openapi.json"))
     assert r.status_code == 200
     assert URL in r.json()["paths"]
+
+
+def test_metrics_count_received_stored_and_rejected_by_reason(store: MemoryStore) -> None:
+    token = issue_token(store, "pump-1")
+    flat = orjson.dumps({"ts": 1767225600, "temp": 49.0, "mode": "eco"})
+
+    async def main() -> str:
+        async with Pipeline(store, max_messages=2, now=lambda: NOW) as pipe:
+            transport = httpx.ASGITransport(app=create_app(pipe))
+            async with httpx.AsyncClient(transport=transport, base_url="http://iotml") as c:
+                await c.post(URL, content=flat, headers=auth(token, "application/json"))
+                await c.post(URL, content=SENML, headers=auth(token))
+                await pipe.flushed.wait()  # the second message filled the micro-batch
+                return (await c.get("/metrics")).text
+
+    text = asyncio.run(main())
+    assert "iotml_messages_received_total 2" in text
+    assert "iotml_readings_stored_total 1" in text  # both carry pump-1/temp at the same ts
+    assert "iotml_readings_duplicate_total 1" in text
+    assert "# TYPE iotml_queue_depth gauge" in text
+    assert "iotml_rejected_total{reason=\"field 'mode'\"} 1" in text

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from iotml import __version__
 from iotml.codecs import Rejected, decode
@@ -24,6 +24,7 @@ from iotml.config import Limits
 from iotml.devices import TokenBook
 from iotml.errors import InvalidPayload
 from iotml.pipeline import Message, Pipeline
+from iotml.pipeline.prometheus import render
 
 TELEMETRY = "/api/v1/telemetry"
 SOURCE = f"http:{TELEMETRY}"
@@ -93,6 +94,12 @@ def create_app(pipeline: Pipeline, *, limits: Limits | None = None) -> FastAPI:
     app = FastAPI(title="iotml", version=__version__)
     endpoint = _Telemetry(pipeline, limits or pipeline.limits)
     app.state.tokens = endpoint.tokens
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    def metrics() -> str:
+        pipeline.metrics.queue_depth = pipeline.queue_depth
+        return render(pipeline.metrics)
+
     app.add_api_route(
         TELEMETRY,
         endpoint,

@@ -114,6 +114,11 @@ class Pipeline:
     ) -> None:
         await self.close()
 
+    @property
+    def queue_depth(self) -> int:
+        """Messages waiting to be batched now."""
+        return self._queue.qsize()
+
     async def submit(self, message: Message) -> None:
         """Queue ``message``, waiting while the queue is full (backpressure)."""
         await self._queue.put(message)

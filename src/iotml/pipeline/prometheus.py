@@ -1,0 +1,45 @@
+"""Pipeline counters in the Prometheus text exposition format (``GET /metrics``).
+
+>>> from iotml.pipeline.engine import PipelineMetrics
+>>> m = PipelineMetrics(received=3, stored=2)
+>>> m.rejected["field 'v'"] += 1
+>>> print(render(m).splitlines()[2])
+iotml_messages_received_total 3
+"""
+
+from __future__ import annotations
+
+__all__ = ["render"]
+
+from iotml.pipeline.engine import PipelineMetrics
+
+_SERIES = (
+    ("iotml_messages_received_total", "counter", "Messages submitted to the pipeline.", "received"),
+    ("iotml_readings_stored_total", "counter", "Readings written to the store.", "stored"),
+    (
+        "iotml_readings_duplicate_total",
+        "counter",
+        "Readings already stored (ignored).",
+        "duplicates",
+    ),
+    ("iotml_events_total", "counter", "Events raised by stages.", "events"),
+    ("iotml_batches_total", "counter", "Micro-batches flushed.", "batches"),
+    ("iotml_queue_depth", "gauge", "Messages waiting at the last flush.", "queue_depth"),
+    ("iotml_batch_seconds", "gauge", "Duration of the last flush.", "last_batch_s"),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(metrics: PipelineMetrics) -> str:
+    """The metrics as Prometheus text, version 0.0.4."""
+    lines = []
+    for name, kind, help_text, attr in _SERIES:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines.append(f"{name} {getattr(metrics, attr)}")
+    name = "iotml_rejected_total"
+    lines += [f"# HELP {name} Rejected payloads and records, by reason.", f"# TYPE {name} counter"]
+    lines += [f'{name}{{reason="{_label(r)}"}} {n}' for r, n in sorted(metrics.rejected.items())]
+    return "\n".join(lines) + "\n"
