@@ -80,3 +80,43 @@ async def _subscribed(source: MqttSource, pipe: Pipeline) -> None:
             pipe.flushed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pipe.flushed.wait(), 0.5)
+
+
+@pytest.mark.usefixtures("mosquitto")
+def test_a_storm_of_malformed_messages_neither_stops_good_traffic_nor_is_lost() -> None:
+    prefix = f"iotml-storm-{uuid.uuid4().hex[:8]}"
+    source = MqttSource(
+        template=prefix + "/{device_id}/telemetry", client_id=prefix, session_expiry_s=60
+    )
+    store = MemoryStore()
+    bad, good = 2000, 100
+
+    async def main() -> None:
+        async with Pipeline(store, max_messages=200, max_delay_s=0.05, queue_size=500) as pipe:
+            stop = asyncio.Event()
+            task = asyncio.create_task(source.run(pipe, stop))
+            await asyncio.wait_for(_subscribed(source, pipe), 10)
+            async with aiomqtt.Client(
+                "127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5
+            ) as pub:
+                for i in range(bad + good):
+                    topic = f"{prefix}/pump-{i % 5}/telemetry"
+                    if i % 21 == 0 and i // 21 < good:
+                        payload = f'{{"ts": {1767225600 + i}, "rpm": {i}}}'.encode()
+                    else:
+                        payload = (
+                            b'{"ts": 1767225600, "rpm": "fast"' if i % 2 else b"\xff\x00garbage"
+                        )
+                    await pub.publish(topic, payload, qos=1)
+            await asyncio.wait_for(_until_stored(pipe, store, good), 30)
+            while store.dead_letter_count() < bad:  # the probe, an empty pack, is no error
+                pipe.flushed.clear()
+                await asyncio.wait_for(pipe.flushed.wait(), 10)
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    assert len(store.query()) == good
+    letters = store.dead_letters(limit=5000)
+    assert letters.num_rows == bad
+    assert all(s.startswith(f"mqtt:{prefix}/") for s in letters.column("source").to_pylist())
