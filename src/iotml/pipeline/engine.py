@@ -72,7 +72,11 @@ def _reason_kind(reason: str) -> str:
 
 
 class Pipeline:
-    """Decode → micro-batch → store → stages → events, with bounded memory."""
+    """Decode → micro-batch → store → stages → events, with bounded memory.
+
+    ``flushed`` is an :class:`asyncio.Event` set after every flush: a caller that must
+    know data has been stored clears it and awaits it, instead of sleeping.
+    """
 
     def __init__(
         self,
