@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 
 import aiomqtt
 import pytest
@@ -36,18 +37,24 @@ async def _publish(prefix: str, count: int) -> None:
             await pub.publish(f"{prefix}/pump-{i % 3}/telemetry", pack.encode(), qos=1)
 
 
-async def _until_stored(pipe: Pipeline, store: MemoryStore, count: int) -> None:
-    while len(store.query()) < count:
+async def _until(pipe: Pipeline, done: Callable[[], bool]) -> None:
+    """Await flushes (never sleep) until ``done()`` holds."""
+    while not done():
         pipe.flushed.clear()
         await pipe.flushed.wait()
+
+
+def _source(prefix: str) -> MqttSource:
+    """An ingester with its own topics and persistent-session id, so tests never share state."""
+    return MqttSource(
+        template=prefix + "/{device_id}/telemetry", client_id=prefix, session_expiry_s=60
+    )
 
 
 @pytest.mark.usefixtures("mosquitto")
 def test_readings_published_while_stopped_arrive_exactly_once_after_restart() -> None:
     prefix = f"iotml-test-{uuid.uuid4().hex[:8]}"
-    source = MqttSource(
-        template=prefix + "/{device_id}/telemetry", client_id=prefix, session_expiry_s=60
-    )
+    source = _source(prefix)
     store = MemoryStore()
     count = 60
 
@@ -58,7 +65,7 @@ def test_readings_published_while_stopped_arrive_exactly_once_after_restart() ->
             if publish_first:  # first start: establish the persistent session, then stop
                 await asyncio.wait_for(_subscribed(source, pipe), 10)
             else:
-                await asyncio.wait_for(_until_stored(pipe, store, count), 20)
+                await asyncio.wait_for(_until(pipe, lambda: len(store.query()) >= count), 20)
             stop.set()
             await asyncio.wait_for(task, 10)
 
@@ -85,9 +92,7 @@ async def _subscribed(source: MqttSource, pipe: Pipeline) -> None:
 @pytest.mark.usefixtures("mosquitto")
 def test_a_storm_of_malformed_messages_neither_stops_good_traffic_nor_is_lost() -> None:
     prefix = f"iotml-storm-{uuid.uuid4().hex[:8]}"
-    source = MqttSource(
-        template=prefix + "/{device_id}/telemetry", client_id=prefix, session_expiry_s=60
-    )
+    source = _source(prefix)
     store = MemoryStore()
     bad, good = 2000, 100
 
@@ -108,10 +113,9 @@ def test_a_storm_of_malformed_messages_neither_stops_good_traffic_nor_is_lost() 
                             b'{"ts": 1767225600, "rpm": "fast"' if i % 2 else b"\xff\x00garbage"
                         )
                     await pub.publish(topic, payload, qos=1)
-            await asyncio.wait_for(_until_stored(pipe, store, good), 30)
-            while store.dead_letter_count() < bad:  # the probe, an empty pack, is no error
-                pipe.flushed.clear()
-                await asyncio.wait_for(pipe.flushed.wait(), 10)
+            await asyncio.wait_for(_until(pipe, lambda: len(store.query()) >= good), 30)
+            # the probe, an empty pack, is no error: exactly the bad ones are dead letters
+            await asyncio.wait_for(_until(pipe, lambda: store.dead_letter_count() >= bad), 30)
             stop.set()
             await asyncio.wait_for(task, 10)
 
