@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from iotml.errors import ConfigError
-from iotml.pipeline import Message, Pipeline, RulesStage, Stage
-from iotml.store import MemoryStore
+from iotml.pipeline import Message, Pipeline, PipelineMetrics, RulesStage, Stage
+from iotml.store import MemoryStore, WriteResult
 from iotml.types import Batch, Events
 
 NOW = 1_767_225_600_000_000
@@ -173,3 +173,48 @@ def test_rules_stage_is_a_stage_and_reports_a_silent_series_once() -> None:
         "p1",
         "p2",
     ]
+
+
+class _Broken:
+    """A stage that fails on every batch."""
+
+    def process(self, batch: Batch, now: int) -> Events:
+        raise RuntimeError("model file vanished")
+
+
+class _FlakyStore(MemoryStore):
+    """Fails the first write, as a full disk would, then recovers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def write(self, batch: Batch) -> WriteResult:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("No space left on device")
+        return super().write(batch)
+
+
+def test_a_failing_stage_or_store_write_is_counted_and_ingestion_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _FlakyStore()
+
+    async def main() -> PipelineMetrics:
+        rules = RulesStage(ranges={"temp": (-40.0, 125.0)})
+        async with Pipeline(
+            store, stages=[_Broken(), rules], max_messages=1, now=lambda: NOW
+        ) as pipe:
+            await pipe.submit(Message(SENML, "mqtt"))
+            hot = SENML.replace(b"48.5", b"480.0").replace(b"1767225600", b"1767225660")
+            await pipe.submit(Message(hot, "mqtt"))
+        return pipe.metrics
+
+    metrics = run(main)
+    assert metrics.failed_batches == 1
+    assert metrics.stage_errors == 1
+    assert metrics.stored == 1
+    assert [e["kind"] for e in store.events().to_pylist()] == ["out-of-range"]
+    assert "No space left on device" in caplog.text
+    assert "model file vanished" in caplog.text

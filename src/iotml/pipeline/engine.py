@@ -7,7 +7,10 @@ that is flushed when it holds ``max_messages`` or when its oldest message has wa
 ``max_delay_s``; a flush decodes all its payloads in one call
 (:func:`~iotml.codecs.decode_many`), writes the readings, dead-letters every rejection
 with its message's source, checks devices against the registry, and hands the stored
-batch to each stage. Events go to the store and to every ``on_events`` callback.
+batch to each stage. A flush runs in a worker thread, so sources keep receiving while the
+store writes; flushes never overlap, so batches are stored in arrival order. Events go to
+the store and then, on the event loop, to every ``on_events`` callback (a callback that
+does I/O should queue the events and return: it runs on the loop).
 
 >>> import asyncio
 >>> from iotml.store import MemoryStore
@@ -26,6 +29,7 @@ __all__ = ["Message", "Pipeline", "PipelineMetrics"]
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,6 +45,8 @@ from iotml.pipeline.registry import DeviceGate
 from iotml.pipeline.stage import Stage
 from iotml.store import Store
 from iotml.types import Batch, Events
+
+log = logging.getLogger("iotml.pipeline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,8 @@ class PipelineMetrics:
     batches: int = 0
     last_batch_s: float = 0.0
     queue_depth: int = 0
+    failed_batches: int = 0
+    stage_errors: int = 0
 
 
 def _reason_kind(reason: str) -> str:
@@ -155,23 +163,36 @@ class Pipeline:
             try:
                 message = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:  # the oldest pending message has waited long enough
-                self._flush(pending)
+                await self._flush(pending)
                 pending = []
                 continue
             if message is None:  # close(): flush what is in flight, then stop
-                self._flush(pending)
+                await self._flush(pending)
                 return
             if not pending:
                 deadline = loop.time() + self.max_delay_s
             pending.append(message)
             if len(pending) >= self.max_messages:
-                self._flush(pending)
+                await self._flush(pending)
                 pending = []
 
-    def _flush(self, messages: list[Message]) -> None:
+    async def _flush(self, messages: list[Message]) -> None:
         self.metrics.queue_depth = self._queue.qsize()
         if not messages:
             return
+        try:
+            events = await asyncio.to_thread(self._process, messages)
+        except Exception:  # a failing store must not stop ingestion; the log says why
+            log.exception("flush of %d messages failed", len(messages))
+            self.metrics.failed_batches += 1
+            events = None
+        if events is not None:
+            for callback in self.on_events:
+                callback(events)
+        self.flushed.set()
+
+    def _process(self, messages: list[Message]) -> Events | None:
+        """Decode, store and score one micro-batch (in a worker thread)."""
         started = time.perf_counter()
         now = self.now()
         decoded = decode_many(
@@ -188,12 +209,12 @@ class Pipeline:
         self._dead_letters(messages, decoded.rejected, now)
         if refused:
             self._record_rejections(refused, source="registry", now=now)
-        self._run_stages(batch, now)
+        events = self._run_stages(batch, now)
         self.metrics.stored += written.stored
         self.metrics.duplicates += written.duplicates
         self.metrics.batches += 1
         self.metrics.last_batch_s = time.perf_counter() - started
-        self.flushed.set()
+        return events
 
     def _dead_letters(self, messages: list[Message], rejected: list[Rejected], now: int) -> None:
         by_message: dict[int, list[Rejected]] = {}
@@ -210,14 +231,22 @@ class Pipeline:
         self.store.write_dead_letters(rejected, source=source, received=now)
         self.metrics.rejected.update(_reason_kind(r.reason) for r in rejected)
 
-    def _run_stages(self, batch: Batch, now: int) -> None:
+    def _run_stages(self, batch: Batch, now: int) -> Events | None:
         if not len(batch):
-            return
-        produced = [stage.process(batch, now) for stage in self.stages]
-        events = Events.concat(e for e in produced if len(e))
+            return None
+        produced = [self._stage(stage, batch, now) for stage in self.stages]
+        events = Events.concat(e for e in produced if e is not None and len(e))
         if not len(events):
-            return
+            return None
         self.store.write_events(events)
         self.metrics.events += len(events)
-        for callback in self.on_events:
-            callback(events)
+        return events
+
+    def _stage(self, stage: Stage, batch: Batch, now: int) -> Events | None:
+        """One stage's events; a stage that raises is logged and skipped, not fatal."""
+        try:
+            return stage.process(batch, now)
+        except Exception:
+            log.exception("stage %r failed on a batch of %d readings", stage, len(batch))
+            self.metrics.stage_errors += 1
+            return None

@@ -26,6 +26,13 @@ _SERIES = (
     ("iotml_batches_total", "counter", "Micro-batches flushed.", "batches"),
     ("iotml_queue_depth", "gauge", "Messages waiting at the last flush.", "queue_depth"),
     ("iotml_batch_seconds", "gauge", "Duration of the last flush.", "last_batch_s"),
+    (
+        "iotml_batches_failed_total",
+        "counter",
+        "Flushes that raised (see the log).",
+        "failed_batches",
+    ),
+    ("iotml_stage_errors_total", "counter", "Stage calls that raised.", "stage_errors"),
 )
 
 
