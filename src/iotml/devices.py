@@ -65,3 +65,7 @@ class TokenBook:
         """The active device holding ``token``, or ``None`` (unknown or revoked)."""
         record = self.lookup(token)
         return record.device_id if record is not None and record.revoked is None else None
+
+    def verify(self, device_id: str, token: str) -> bool:
+        """Whether ``token`` belongs to ``device_id`` and the device is not revoked."""
+        return self.device_for(token) == device_id

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from iotml.errors import ConfigError, require_extra
@@ -41,7 +41,9 @@ class MqttSource:
     """Where to connect and what to subscribe to.
 
     ``url`` is ``mqtt://host:port`` or ``mqtts://host:port`` (TLS, verified against
-    ``ca_file`` or the system store).
+    ``ca_file`` or the system store). ``protocol="v311"`` is for brokers without MQTT v5
+    (the embedded one): the session persists through ``clean_session=False`` instead,
+    and shared subscriptions are not available.
     """
 
     url: str = "mqtt://127.0.0.1:1883"
@@ -54,6 +56,7 @@ class MqttSource:
     session_expiry_s: int = 7 * 86_400
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    protocol: Literal["v5", "v311"] = "v5"
 
     def _endpoint(self) -> tuple[str, int, ssl.SSLContext | None]:
         parts = urlsplit(self.url)
@@ -66,6 +69,21 @@ class MqttSource:
 
     def _client(self) -> aiomqtt.Client:
         host, port, tls = self._endpoint()
+        if self.protocol == "v311":
+            if self.share_group:
+                raise ConfigError(
+                    "shared subscriptions need MQTT v5; use protocol='v5' with a v5 broker"
+                )
+            return aiomqtt.Client(
+                host,
+                port,
+                identifier=self.client_id,
+                username=self.username,
+                password=self.password,
+                protocol=aiomqtt.ProtocolVersion.V311,
+                clean_session=False,
+                tls_context=tls,
+            )
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
         return aiomqtt.Client(
@@ -80,8 +98,13 @@ class MqttSource:
             tls_context=tls,
         )
 
-    async def run(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
-        """Receive into ``pipeline`` until ``stop`` is set, reconnecting with backoff."""
+    async def run(
+        self, pipeline: Pipeline, stop: asyncio.Event, ready: asyncio.Event | None = None
+    ) -> None:
+        """Receive into ``pipeline`` until ``stop`` is set, reconnecting with backoff.
+
+        ``ready`` is set each time the subscription is in place (after every reconnect).
+        """
         template = TopicTemplate(self.template)
         delay = self.reconnect_min_s
         while not stop.is_set():
@@ -90,6 +113,8 @@ class MqttSource:
                     await client.subscribe(template.shared(self.share_group), qos=1)
                     log.info("subscribed to %s on %s", template.shared(self.share_group), self.url)
                     delay = self.reconnect_min_s
+                    if ready is not None:
+                        ready.set()
                     await self._receive(client, template, pipeline, stop)
             except aiomqtt.MqttError as err:
                 log.warning("broker %s unavailable (%s); retrying in %.1f s", self.url, err, delay)
