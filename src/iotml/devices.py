@@ -20,6 +20,8 @@ __all__ = ["TokenBook", "hash_token", "issue_token"]
 
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 
 from iotml.errors import ConfigError
 from iotml.store import DeviceRecord, Store
@@ -46,20 +48,42 @@ def issue_token(store: Store, device_id: str, *, replace: bool = False) -> str:
 
 
 class TokenBook:
-    """Maps presented tokens to active devices; reload after devices change."""
+    """Maps presented tokens to active devices, re-reading the registry as it changes.
 
-    def __init__(self, store: Store) -> None:
+    The registry is re-read when the copy is older than ``max_age_s`` (so a revocation
+    takes effect within that time) and on an unknown token at most every ``miss_s`` (so a
+    device added a moment ago is accepted, and a flood of bad tokens costs one read a
+    second, not one per request). ``clock`` is injected for tests.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_age_s: float = 5.0,
+        miss_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
+        self.max_age_s = max_age_s
+        self.miss_s = miss_s
+        self.clock = clock
         self._records: dict[str, DeviceRecord] = {}
+        self._loaded = 0.0
         self.reload()
 
     def reload(self) -> None:
-        """Re-read the registry (after ``devices add`` or ``revoke``)."""
+        """Re-read the registry now (after ``devices add`` or ``revoke``)."""
         self._records = {d.token_hash: d for d in self.store.devices() if d.token_hash is not None}
+        self._loaded = self.clock()
 
     def lookup(self, token: str) -> DeviceRecord | None:
         """The device holding ``token``, revoked or not, or ``None`` for an unknown token."""
-        return self._records.get(hash_token(token))
+        key = hash_token(token)
+        age = self.clock() - self._loaded
+        if age >= self.max_age_s or (key not in self._records and age >= self.miss_s):
+            self.reload()
+        return self._records.get(key)
 
     def device_for(self, token: str) -> str | None:
         """The active device holding ``token``, or ``None`` (unknown or revoked)."""

@@ -38,10 +38,10 @@ def _answer(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
 class _Telemetry:
     """The telemetry endpoint's checks, in the order a client's mistakes are reported."""
 
-    def __init__(self, pipeline: Pipeline, limits: Limits) -> None:
+    def __init__(self, pipeline: Pipeline, limits: Limits, tokens: TokenBook) -> None:
         self.pipeline = pipeline
         self.limits = limits
-        self.tokens = TokenBook(pipeline.store)
+        self.tokens = tokens
 
     def refuse(
         self, status: int, rejected: list[Rejected], content_type: str, **extra: Any
@@ -89,10 +89,13 @@ class _Telemetry:
         return _answer(202, {"device_id": device, **counts})
 
 
-def create_app(pipeline: Pipeline, *, limits: Limits | None = None) -> FastAPI:
+def create_app(
+    pipeline: Pipeline, *, limits: Limits | None = None, tokens: TokenBook | None = None
+) -> FastAPI:
     """An app that authenticates devices and feeds accepted payloads to ``pipeline``."""
     app = FastAPI(title="iotml", version=__version__)
-    endpoint = _Telemetry(pipeline, limits or pipeline.limits)
+    book = tokens if tokens is not None else TokenBook(pipeline.store)
+    endpoint = _Telemetry(pipeline, limits or pipeline.limits, book)
     app.state.tokens = endpoint.tokens
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

@@ -1,0 +1,159 @@
+"""``iotml serve``: MQTT broker, HTTP API, pipeline and store in one foreground process."""
+
+from __future__ import annotations
+
+__all__ = ["parse_ranges", "serve_cmd"]
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
+from iotml.errors import ConfigError
+from iotml.pipeline import PipelineMetrics, RulesStage
+
+if TYPE_CHECKING:
+    from iotml.api.service import Service
+
+
+def parse_ranges(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """``METRIC=LOW:HIGH`` options as the rules stage's ranges.
+
+    >>> parse_ranges(["temperature=-20:90"])
+    {'temperature': (-20.0, 90.0)}
+    """
+    ranges = {}
+    for spec in specs:
+        metric, _, bounds = spec.partition("=")
+        low, _, high = bounds.partition(":")
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            lo = hi = float("nan")
+        if not metric or not lo <= hi:
+            raise ConfigError(f"--range {spec!r} is not METRIC=LOW:HIGH with LOW <= HIGH")
+        ranges[metric] = (lo, hi)
+    return ranges
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("amqtt", "transitions", "uvicorn.error", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _summary(metrics: PipelineMetrics) -> str:
+    rejected = sum(metrics.rejected.values())
+    return (
+        f"stopped: {metrics.received} messages received, {metrics.stored} readings stored, "
+        f"{metrics.duplicates} duplicates ignored, {rejected} rejected (see iotml deadletters), "
+        f"{metrics.events} events"
+    )
+
+
+@command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    http_host: Annotated[str, typer.Option(help="Address the HTTP API listens on.")] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="Use this broker (mqtt://host:port or mqtts://) instead of the embedded one.",
+            show_default=False,
+        ),
+    ] = None,
+    mqtt_host: Annotated[str, typer.Option(help="Address of the embedded broker.")] = "127.0.0.1",
+    mqtt_port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 1883,
+    anonymous: Annotated[
+        bool,
+        typer.Option(
+            help="Embedded broker: let clients without a username connect "
+            "(--no-anonymous: devices log in with their id and token)."
+        ),
+    ] = True,
+    topic: Annotated[
+        str, typer.Option(help="Topic template; {device_id} marks the device level.")
+    ] = "devices/{device_id}/telemetry",
+    username: Annotated[str | None, typer.Option(help="External broker user.")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="IOTML_MQTT_PASSWORD", help="External broker password.")
+    ] = None,
+    ca_file: Annotated[str | None, typer.Option(help="CA bundle for mqtts://.")] = None,
+    share_group: Annotated[
+        str | None, typer.Option(help="MQTT v5 shared-subscription group (several workers).")
+    ] = None,
+    client_id: Annotated[str, typer.Option(help="MQTT client id (the persistent session).")] = (
+        "iotml-ingest"
+    ),
+    alert_topic: Annotated[
+        str, typer.Option(help="Topic events are published on ('' for none).")
+    ] = "alerts/{device_id}/{kind}",
+    webhook: Annotated[
+        list[str] | None, typer.Option(help="POST every event as JSON to this URL (repeatable).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Refuse readings from devices not added with `devices add`.")
+    ] = False,
+    range_: Annotated[
+        list[str] | None,
+        typer.Option("--range", help="Out-of-range rule METRIC=LOW:HIGH (repeatable)."),
+    ] = None,
+    stale_after: Annotated[
+        str | None, typer.Option(help="Report a series silent for this long (e.g. 10m).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 500,
+    max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
+        0.25
+    ),
+) -> None:
+    """Ingest over MQTT and HTTP, store, score and alert until Ctrl-C or SIGTERM."""
+    from iotml.api.service import ServeConfig, Service  # needs the api and mqtt extras
+
+    registry: Literal["auto", "strict"] = "strict" if strict else "auto"
+    config = ServeConfig(
+        http_host=http_host,
+        http_port=http_port,
+        broker_url=broker,
+        mqtt_host=mqtt_host,
+        mqtt_port=mqtt_port,
+        anonymous=anonymous,
+        topic=topic,
+        client_id=client_id,
+        share_group=share_group,
+        username=username,
+        password=password,
+        ca_file=ca_file,
+        alert_topic=alert_topic or None,
+        webhooks=tuple(webhook or ()),
+        registry=registry,
+        max_messages=batch,
+        max_delay_s=max_delay,
+        limits=cli_settings(ctx).limits,
+    )
+    stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
+    stage = RulesStage(ranges=parse_ranges(range_ or []), stale_after=stale)
+    _logging()
+    store = open_cli_store(ctx)
+    service = Service(store, config, stages=[stage])
+    try:
+        asyncio.run(_run(service))
+    finally:
+        store.close()
+    if service.pipeline is not None:
+        console.print(_summary(service.pipeline.metrics))
+
+
+async def _run(service: Service) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)
