@@ -57,6 +57,7 @@ class MqttSource:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     protocol: Literal["v5", "v311"] = "v5"
+    timeout_s: float = 10.0  # per broker operation; bounds a connect the broker never answers
 
     def _endpoint(self) -> tuple[str, int, ssl.SSLContext | None]:
         parts = urlsplit(self.url)
@@ -83,6 +84,7 @@ class MqttSource:
                 protocol=aiomqtt.ProtocolVersion.V311,
                 clean_session=False,
                 tls_context=tls,
+                timeout=self.timeout_s,
             )
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
@@ -96,6 +98,7 @@ class MqttSource:
             clean_start=False,
             properties=props,
             tls_context=tls,
+            timeout=self.timeout_s,
         )
 
     async def run(
