@@ -158,8 +158,9 @@ def test_export_and_retention(tmp_path: Path) -> None:
     assert _json_lines(out) == []
 
 
-def test_demo_imports_analyses_and_reports(tmp_path: Path) -> None:
-    code, out = _run("--home", str(tmp_path / "h"), "demo", "--days", "2", "--devices", "3")
+def test_history_demo_imports_analyses_and_reports(tmp_path: Path) -> None:
+    home = str(tmp_path / "h")
+    code, out = _run("--home", home, "demo", "--history", "--days", "2", "--devices", "3")
     assert code == 0, out
     for section in ("import the fleet's files", "devices", "series health", "dead letters"):
         assert section in out

@@ -1,13 +1,16 @@
-"""``iotml demo``: generate a week of fleet history, import it, and analyse it.
+"""``iotml demo``: a live fleet through ``iotml serve``, or a week of history imported.
 
-Everything runs on embedded defaults (DuckDB under the data directory), through the same
-path as ``iotml import``: the history is written as the files users have — SenML JSON,
-wide CSV, long Parquet — plus an upload with typical faults, and each file is imported.
+Everything runs on embedded defaults (DuckDB under the data directory). The default is
+live (:mod:`iotml.cli.live`): an in-process server with the embedded broker, a simulated
+fleet publishing to it for a bounded time, a live view and a report. ``--history`` runs
+the offline demo instead, through the same path as ``iotml import``: the history is
+written as the files users have — SenML JSON, wide CSV, long Parquet — plus an upload
+with typical faults, and each file is imported.
 """
 
 from __future__ import annotations
 
-__all__ = ["demo_cmd", "write_demo_files"]
+__all__ = ["demo_cmd", "history_demo", "write_demo_files"]
 
 from datetime import timedelta
 from pathlib import Path
@@ -21,13 +24,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from iotml.cli.common import cli_settings, command, console, open_cli_store
+from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
 from iotml.cli.data import _report
 from iotml.cli.inspect import device_table
 from iotml.cli.render import format_cell, rich_table
 from iotml.codecs import encode_csv, encode_parquet, encode_senml_json
 from iotml.ingest import ingest_file
-from iotml.sim import FleetHistory, fleet_history
+from iotml.sim import FleetHistory, FleetSpec, fleet_history
 from iotml.store import Store
 from iotml.summary import findings, summarize
 from iotml.types import Batch
@@ -107,10 +110,34 @@ def _findings_table(summary: pa.Table, history: FleetHistory) -> Table:
 @command("demo")
 def demo_cmd(
     ctx: typer.Context,
-    days: Annotated[float, typer.Option(min=1, help="Days of history to generate.")] = 7.0,
-    devices: Annotated[int, typer.Option(min=3, help="Devices in the fleet.")] = 6,
+    duration: Annotated[str, typer.Option(help="How long the live fleet runs.")] = "60s",
+    machines: Annotated[int, typer.Option(min=0, help="Machines (MQTT).")] = 8,
+    meters: Annotated[int, typer.Option(min=0, help="Smart meters (HTTP).")] = 8,
+    thermostats: Annotated[int, typer.Option(min=0, help="Thermostats (MQTT).")] = 8,
+    speedup: Annotated[
+        float, typer.Option(min=1, help="Simulated seconds per real second.")
+    ] = 600.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    history: Annotated[
+        bool, typer.Option("--history", help="Import a generated history instead (offline).")
+    ] = False,
+    days: Annotated[float, typer.Option(min=1, help="--history: days to generate.")] = 7.0,
+    devices: Annotated[int, typer.Option(min=3, help="--history: devices.")] = 6,
 ) -> None:
+    """Run a simulated fleet through a live server and report what was caught."""
+    if not history:
+        from iotml.cli.live_demo import live_demo  # needs the mqtt and api extras
+
+        spec = FleetSpec(
+            machines=machines, meters=meters, thermostats=thermostats, speedup=speedup,
+            malformed_share=0.02, seed=seed,
+        )  # fmt: skip
+        live_demo(ctx, spec, parse_duration(duration, "--duration").total_seconds())
+        return
+    history_demo(ctx, days=days, devices=devices, seed=seed)
+
+
+def history_demo(ctx: typer.Context, *, days: float, devices: int, seed: int) -> None:
     """Generate a fleet history, import it as real files, and print what it shows."""
     history = fleet_history(devices=devices, days=days, seed=seed)
     with open_cli_store(ctx) as store:

@@ -4,7 +4,8 @@
 * :class:`Fleet` — a live, seeded fleet (machines that wear out and fail, smart meters,
   thermostats, faulty sensors) stepped at wall-clock times, with its :class:`GroundTruth`;
 * :func:`simulate` — run a fleet live into a sink (:class:`MqttSink`, :class:`HttpSink`,
-  :class:`PipelineSink`) like real devices would.
+  :class:`PipelineSink`) like real devices would;
+* :func:`score_truth` — which injected failures and anomalies the events caught, and when.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from iotml.sim.run import (
     encode_tick,
     simulate,
 )
+from iotml.sim.score import TruthHit, event_rows, score_truth
 from iotml.sim.sinks import HttpSink, MqttSink
 from iotml.sim.truth import GroundTruth, TruthRecord, read_truth
 
@@ -45,9 +47,12 @@ __all__ = [
     "Signal",
     "SimStats",
     "Sink",
+    "TruthHit",
     "TruthRecord",
     "encode_tick",
+    "event_rows",
     "fleet_history",
     "read_truth",
+    "score_truth",
     "simulate",
 ]

@@ -1,0 +1,53 @@
+"""``iotml demo`` (live): run :func:`~iotml.cli.live.run_live` under a Rich live view."""
+
+from __future__ import annotations
+
+__all__ = ["live_demo"]
+
+import asyncio
+import signal
+
+import typer
+from rich.live import Live
+from rich.markup import escape
+
+from iotml.cli.common import cli_settings, console, open_cli_store
+from iotml.cli.live import LiveRun, run_live
+from iotml.cli.live_view import live_panel, summary_tables
+from iotml.sim import FleetSpec
+
+
+def live_demo(ctx: typer.Context, spec: FleetSpec, duration_s: float) -> None:
+    """Serve, simulate for ``duration_s`` (Ctrl-C ends it sooner), then report."""
+    home = cli_settings(ctx).home
+    truth = home / "sim-truth.jsonl"
+    views: list[Live] = []
+
+    def show(run: LiveRun) -> None:
+        view = Live(get_renderable=lambda: live_panel(run), console=console, refresh_per_second=4)
+        view.start()
+        views.append(view)
+
+    async def main() -> LiveRun:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        return await run_live(
+            store, spec, duration_s=duration_s, truth_path=truth, on_start=show, stop_early=stop
+        )
+
+    with open_cli_store(ctx) as store:
+        try:
+            run = asyncio.run(main())
+        finally:
+            for view in views:
+                view.stop()
+                console.print()
+        dead = store.dead_letter_count()
+        for table in summary_tables(run, dead):
+            console.print(table)
+    device = run.fleet.devices[0]
+    console.print(
+        f"\nGround truth: {escape(str(truth))}. Explore: [bold]iotml devices[/], "
+        f"[bold]iotml query -d {escape(device)} -m vibration --every 10s[/], "
+        "[bold]iotml deadletters[/], [bold]iotml serve[/] + [bold]iotml simulate[/]."
+    )
