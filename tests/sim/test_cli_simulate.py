@@ -10,7 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from iotml.cli import app
+from iotml.cli.simulate import register_fleet
+from iotml.devices import TokenBook
 from iotml.sim import read_truth
+from iotml.store import MemoryStore
 
 runner = CliRunner()
 
@@ -25,6 +28,7 @@ def test_http_needs_a_tokens_file() -> None:
     assert code == 1
     assert "error:" in out
     assert "--tokens FILE" in out
+    assert "--register" in out
 
 
 def test_a_missing_or_incomplete_tokens_file_is_named(tmp_path: Path) -> None:
@@ -68,3 +72,17 @@ def test_a_short_run_publishes_and_writes_the_truth(tmp_path: Path) -> None:
     records = read_truth(truth)
     assert records  # every device has a faulty sensor, and two simulated hours passed
     assert all(r.start_us >= header["start_us"] for r in records)
+
+
+def test_register_fleet_issues_working_tokens_into_a_private_file(tmp_path: Path) -> None:
+    store = MemoryStore()
+    path = tmp_path / "deep" / "sim-tokens.json"
+    first = register_fleet(store, ("meter-001", "machine-001"), path)
+    assert orjson.loads(path.read_bytes()) == first
+    assert path.stat().st_mode & 0o777 == 0o600
+    book = TokenBook(store)
+    assert all(book.verify(device, token) for device, token in first.items())
+    again = register_fleet(store, ("meter-001",), path)  # a fresh token replaces the old one
+    book.reload()
+    assert book.verify("meter-001", again["meter-001"])
+    assert not book.verify("meter-001", first["meter-001"])

@@ -8,7 +8,7 @@ failures, degradations, injected anomalies — is written to a JSON Lines truth 
 
 from __future__ import annotations
 
-__all__ = ["simulate_cmd"]
+__all__ = ["load_tokens", "register_fleet", "simulate_cmd"]
 
 import asyncio
 import contextlib
@@ -22,9 +22,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from iotml.cli.common import cli_settings, command, console, parse_duration
+from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
+from iotml.devices import issue_token
 from iotml.errors import ConfigError
 from iotml.sim import Fleet, FleetSpec, HttpSink, MqttSink, SimStats, simulate
+from iotml.store import Store
 
 
 class Via(StrEnum):
@@ -56,12 +58,22 @@ def parse_seconds(text: str, what: str) -> float:
     return seconds
 
 
+def register_fleet(store: Store, devices: tuple[str, ...], path: Path) -> dict[str, str]:
+    """Issue a fresh token for every device and keep them in ``path`` (readable by you only)."""
+    tokens = {d: issue_token(store, d, replace=True) for d in devices}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_bytes(orjson.dumps(tokens, option=orjson.OPT_INDENT_2))
+    return tokens
+
+
 def load_tokens(path: Path | None, devices: tuple[str, ...]) -> dict[str, str]:
     """The tokens file: a JSON object mapping every simulated device id to its token."""
     if path is None:
         raise ConfigError(
-            "--via http needs --tokens FILE: a JSON object mapping each device id "
-            f"({devices[0]}, ...) to its bearer token (`iotml devices add <id>` issues one)"
+            "--via http needs --register (issue tokens for the fleet) or --tokens FILE: a JSON "
+            f"object mapping each device id ({devices[0]}, ...) to its bearer token"
         )
     try:
         tokens = orjson.loads(path.read_bytes())
@@ -169,6 +181,17 @@ def simulate_cmd(
             help="JSON object of device id → bearer token (--via http).", show_default=False
         ),
     ] = None,
+    register: Annotated[
+        bool,
+        typer.Option(
+            help="--via http: issue a token for every simulated device (also while iotml "
+            "serve runs) and write them to --tokens (default <home>/sim-tokens.json)."
+        ),
+    ] = False,
+    username: Annotated[str | None, typer.Option(help="MQTT user name.")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="IOTML_MQTT_PASSWORD", help="MQTT password.")
+    ] = None,
     machines: Annotated[int, typer.Option(min=0, help="Industrial machines.")] = 4,
     meters: Annotated[int, typer.Option(min=0, help="Household smart meters.")] = 4,
     thermostats: Annotated[int, typer.Option(min=0, help="Room thermostats.")] = 4,
@@ -211,11 +234,18 @@ def simulate_cmd(
     )
     fleet = Fleet(spec)
     protocol: Literal["v5", "v311"] = "v5" if mqtt_version is MqttVersion.v5 else "v311"
-    sink: MqttSink | HttpSink = (
-        HttpSink(url, load_tokens(tokens, fleet.devices))
-        if via is Via.http
-        else MqttSink(broker, template=topic, protocol=protocol)
-    )
+    sink: MqttSink | HttpSink
+    if via is Via.http and register:
+        path = tokens or cli_settings(ctx).home / "sim-tokens.json"
+        with open_cli_store(ctx) as store:
+            sink = HttpSink(url, register_fleet(store, fleet.devices, path))
+        console.print(f"issued tokens for {len(fleet.devices)} devices into {escape(str(path))}")
+    elif via is Via.http:
+        sink = HttpSink(url, load_tokens(tokens, fleet.devices))
+    else:
+        sink = MqttSink(
+            broker, template=topic, protocol=protocol, username=username, password=password
+        )
     truth_path = truth or cli_settings(ctx).home / "sim-truth.jsonl"
     target = url if via is Via.http else broker
     console.print(
