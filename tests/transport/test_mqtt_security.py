@@ -100,7 +100,6 @@ async def _ingest_one(source: MqttSource, publish: Callable[[], object]) -> Memo
 def test_tls_with_a_password_is_ingested_and_a_wrong_password_is_retried_not_fatal(
     mosquitto_broker: Callable[..., MosquittoBroker],
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ca, cert, key = _certificates(tmp_path)
     broker = mosquitto_broker()
