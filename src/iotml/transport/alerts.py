@@ -132,12 +132,58 @@ class _Outbox:
             await asyncio.wait_for(self._stopping.wait(), delay)
 
 
-class MqttAlerts:
+class _AlertOutput:
+    """An ``on_events`` callback that queues each event and delivers it from its own task."""
+
+    name = "alerts"
+
+    def __init__(
+        self, *, max_queued: int, retry_min_s: float, retry_max_s: float, drain_s: float
+    ) -> None:
+        self.drain_s = drain_s
+        self._outbox = _Outbox(self.name, max_queued, retry_min_s, retry_max_s)
+
+    @property
+    def counters(self) -> AlertCounters:
+        """Queued, delivered, failed attempts and dropped alerts since start."""
+        return self._outbox.counters
+
+    def __call__(self, events: Events) -> None:
+        for row in events.to_pylist():
+            self._outbox.put(self._key(row), event_json(row))
+
+    def _key(self, row: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    async def _deliver(self, key: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    async def _open(self) -> None:
+        """Prepare delivery (before the first alert)."""
+
+    async def _close(self) -> None:
+        """Release what delivery held (after the last alert)."""
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        self._outbox.start(self._deliver)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._outbox.stop(self.drain_s)
+        await self._close()
+
+
+class MqttAlerts(_AlertOutput):
     """Publish each event as JSON at QoS 1 to ``topic`` (``{device_id}``, ``{kind}`` filled).
 
     ``source`` gives the broker URL, protocol and credentials (its client id gets an
     ``-alerts`` suffix, so it never collides with the ingester's session).
     """
+
+    name = "mqtt-alerts"
 
     def __init__(
         self,
@@ -149,20 +195,16 @@ class MqttAlerts:
         retry_max_s: float = 30.0,
         drain_s: float = 5.0,
     ) -> None:
-        self.drain_s = drain_s
+        super().__init__(
+            max_queued=max_queued, retry_min_s=retry_min_s, retry_max_s=retry_max_s,
+            drain_s=drain_s,
+        )  # fmt: skip
         self.source = replace(source, client_id=source.client_id + "-alerts")
         self.topic = topic
-        self._outbox = _Outbox("mqtt-alerts", max_queued, retry_min_s, retry_max_s)
         self._client: Any = None
 
-    @property
-    def counters(self) -> AlertCounters:
-        return self._outbox.counters
-
-    def __call__(self, events: Events) -> None:
-        for row in events.to_pylist():
-            topic = self.topic.format(device_id=row["device_id"], kind=row["kind"])
-            self._outbox.put(topic, event_json(row))
+    def _key(self, row: dict[str, Any]) -> str:
+        return self.topic.format(device_id=row["device_id"], kind=row["kind"])
 
     async def _deliver(self, topic: str, body: bytes) -> None:
         aiomqtt = require_extra("aiomqtt", "mqtt")
@@ -173,28 +215,20 @@ class MqttAlerts:
         try:
             await self._client.publish(topic, body, qos=1)
         except aiomqtt.MqttError:
-            await self._disconnect()
+            await self._close()
             raise
 
-    async def _disconnect(self) -> None:
+    async def _close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.__aexit__(None, None, None)
 
-    async def __aenter__(self) -> Self:
-        self._outbox.start(self._deliver)
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._outbox.stop(self.drain_s)
-        await self._disconnect()
-
-
-class WebhookAlerts:
+class WebhookAlerts(_AlertOutput):
     """POST each event as JSON to ``url`` (a 2xx answer is delivery; anything else retries)."""
+
+    name = "webhook"
 
     def __init__(
         self,
@@ -208,37 +242,29 @@ class WebhookAlerts:
         drain_s: float = 5.0,
         transport: Any = None,
     ) -> None:
-        self.drain_s = drain_s
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"webhook URL {url!r} is not an http:// or https:// URL")
+        super().__init__(
+            max_queued=max_queued, retry_min_s=retry_min_s, retry_max_s=retry_max_s,
+            drain_s=drain_s,
+        )  # fmt: skip
         self.url = url
         self.headers = {"content-type": "application/json", **(headers or {})}
         self.timeout_s = timeout_s
         self._transport = transport
-        self._outbox = _Outbox("webhook", max_queued, retry_min_s, retry_max_s)
         self._client: Any = None
 
-    @property
-    def counters(self) -> AlertCounters:
-        return self._outbox.counters
-
-    def __call__(self, events: Events) -> None:
-        for row in events.to_pylist():
-            self._outbox.put(self.url, event_json(row))
+    def _key(self, row: dict[str, Any]) -> str:
+        return self.url
 
     async def _deliver(self, url: str, body: bytes) -> None:
         answer = await self._client.post(url, content=body, headers=self.headers)
         if not 200 <= answer.status_code < 300:
             raise ConnectionError(f"{url} answered {answer.status_code}")
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         httpx = require_extra("httpx", "api")
         self._client = httpx.AsyncClient(timeout=self.timeout_s, transport=self._transport)
-        self._outbox.start(self._deliver)
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._outbox.stop(self.drain_s)
+    async def _close(self) -> None:
         await self._client.aclose()
