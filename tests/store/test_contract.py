@@ -1,21 +1,28 @@
 """The store contract, run against every implementation in IMPLEMENTATIONS.
 
 Adding a back end adds one entry there (PostgreSQL will carry ``pytest.mark.services``).
+``remote`` is a :class:`RemoteStore` calling the store API of :func:`create_app` in
+process, over a :class:`MemoryStore`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from iotml.api import create_app
 from iotml.codecs.common import Rejected
 from iotml.errors import ConfigError, SchemaError, StoreError, UnknownDevice
+from iotml.pipeline import Pipeline
 from iotml.store import (
     AGGREGATE_SCHEMA,
     DEAD_LETTER_SCHEMA,
@@ -23,14 +30,36 @@ from iotml.store import (
     DeviceRecord,
     DuckDBStore,
     MemoryStore,
+    RemoteStore,
     Store,
     WriteResult,
 )
 from iotml.types import EVENT_SCHEMA, READING_SCHEMA, Batch, Events
 
+
+def in_process(app: Callable[..., Any]) -> httpx.Client:
+    """A sync client calling an ASGI app in process (Starlette's TestClient wants httpx2)."""
+    transport = httpx.ASGITransport(app=app)
+
+    async def send(request: httpx.Request) -> httpx.Response:
+        answer = await transport.handle_async_request(request)
+        return httpx.Response(
+            answer.status_code, headers=answer.headers, content=await answer.aread()
+        )
+
+    return httpx.Client(transport=httpx.MockTransport(lambda request: asyncio.run(send(request))))
+
+
+def remote_over(store: Store) -> RemoteStore:
+    """A RemoteStore talking to the store API of an app serving ``store``."""
+    app = create_app(Pipeline(store), admin_token="admin-token")
+    return RemoteStore("http://iotml", "admin-token", client=in_process(app))
+
+
 IMPLEMENTATIONS: dict[str, Callable[[Path], Store]] = {
     "memory": lambda tmp_path: MemoryStore(),
     "duckdb": lambda tmp_path: DuckDBStore(tmp_path / "iotml.duckdb"),
+    "remote": lambda tmp_path: remote_over(MemoryStore()),
 }
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds

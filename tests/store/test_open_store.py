@@ -20,6 +20,8 @@ def test_public_names() -> None:
         "DeviceRecord",
         "DuckDBStore",
         "MemoryStore",
+        "RemoteStore",
+        "ServerInfo",
         "Store",
         "TimeArg",
         "WriteResult",

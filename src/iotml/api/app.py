@@ -19,12 +19,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from iotml import __version__
+from iotml.api.store_rpc import store_router
 from iotml.codecs import Rejected, decode
 from iotml.config import Limits
 from iotml.devices import TokenBook
 from iotml.errors import InvalidPayload
 from iotml.pipeline import Message, Pipeline
 from iotml.pipeline.prometheus import render
+from iotml.store.wire import PREFIX as STORE_PREFIX
 
 TELEMETRY = "/api/v1/telemetry"
 SOURCE = f"http:{TELEMETRY}"
@@ -90,13 +92,29 @@ class _Telemetry:
 
 
 def create_app(
-    pipeline: Pipeline, *, limits: Limits | None = None, tokens: TokenBook | None = None
+    pipeline: Pipeline,
+    *,
+    limits: Limits | None = None,
+    tokens: TokenBook | None = None,
+    admin_token: str | None = None,
 ) -> FastAPI:
-    """An app that authenticates devices and feeds accepted payloads to ``pipeline``."""
+    """An app that authenticates devices and feeds accepted payloads to ``pipeline``.
+
+    With ``admin_token``, the pipeline's store is also served under ``/api/v1/store``
+    (see :mod:`iotml.api.store_rpc`) to clients presenting that token.
+    """
     app = FastAPI(title="iotml", version=__version__)
     book = tokens if tokens is not None else TokenBook(pipeline.store)
     endpoint = _Telemetry(pipeline, limits or pipeline.limits, book)
     app.state.tokens = endpoint.tokens
+    if admin_token is not None:
+
+        def devices_changed() -> None:
+            book.reload()
+            pipeline.gate.forget()
+
+        router = store_router(pipeline.store, admin_token, on_devices_changed=devices_changed)
+        app.include_router(router, prefix=STORE_PREFIX)
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> str:

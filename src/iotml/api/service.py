@@ -65,6 +65,7 @@ class ServeConfig:
     max_delay_s: float = 0.25
     queue_size: int = 10_000
     limits: Limits = field(default_factory=Limits)
+    admin_token: str | None = field(default=None, repr=False)  # serves the store API
 
 
 class _Server(uvicorn.Server):
@@ -191,7 +192,12 @@ class Service:
         ready: asyncio.Event | None,
     ) -> None:
         assert self.pipeline is not None
-        app = create_app(self.pipeline, limits=self.config.limits, tokens=self.tokens)
+        app = create_app(
+            self.pipeline,
+            limits=self.config.limits,
+            tokens=self.tokens,
+            admin_token=self.config.admin_token,
+        )
         server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         subscribed = asyncio.Event()
         ingest = asyncio.create_task(source.run(self.pipeline, stop, subscribed))

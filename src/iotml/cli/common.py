@@ -30,8 +30,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from iotml.config import Settings
-from iotml.errors import ConfigError, IotmlError
-from iotml.store import Store, open_store
+from iotml.errors import ConfigError, IotmlError, StoreUnavailable
+from iotml.store import RemoteStore, ServerInfo, Store, open_store
 
 app = typer.Typer(
     name="iotml",
@@ -97,9 +97,42 @@ def cli_settings(ctx: typer.Context) -> Settings:
     return _state(ctx).settings()
 
 
-def open_cli_store(ctx: typer.Context) -> Store:
-    """Open the store chosen by ``--store`` / ``IOTML_STORE`` / ``--home``."""
-    return open_store(_state(ctx).store, settings=cli_settings(ctx))
+def _store_file(spec: str | None, settings: Settings) -> Path | None:
+    """The DuckDB file ``open_store(spec)`` opens, or ``None`` when it opens no file."""
+    if spec is None:
+        return settings.store_path
+    scheme, sep, rest = spec.partition("://")
+    if not sep:
+        return Path(spec)
+    return Path(rest) if scheme.lower() == "duckdb" and rest not in ("", ":memory:") else None
+
+
+def _served(spec: str | None, settings: Settings) -> ServerInfo | None:
+    """The running ``iotml serve`` that holds the store ``spec`` names, if there is one."""
+    info, wanted = ServerInfo.load(settings.home), _store_file(spec, settings)
+    if info is None or info.store is None or wanted is None:
+        return None
+    return info if Path(info.store).resolve() == wanted.resolve() else None
+
+
+def open_cli_store(ctx: typer.Context, *, via_server: bool = True) -> Store:
+    """Open the store chosen by ``--store`` / ``IOTML_STORE`` / ``--home``.
+
+    While ``iotml serve`` holds that DuckDB file (only one process may open it), the store
+    is reached through the server's API instead, unless ``via_server`` is false.
+    """
+    state, settings = _state(ctx), cli_settings(ctx)
+    try:
+        return open_store(state.store, settings=settings)
+    except StoreUnavailable:
+        info = _served(state.store, settings) if via_server else None
+        if info is None:
+            raise
+    err_console.print(
+        f"[dim]the store is held by iotml serve (pid {info.pid}); going through its API at "
+        f"{escape(info.url)}[/]"
+    )
+    return RemoteStore(info.url, info.token)
 
 
 def parse_time(text: str | None, what: str) -> datetime | None:

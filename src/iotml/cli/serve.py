@@ -6,7 +6,10 @@ __all__ = ["parse_ranges", "serve_cmd"]
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -14,6 +17,7 @@ import typer
 from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
 from iotml.errors import ConfigError
 from iotml.pipeline import PipelineMetrics, RulesStage
+from iotml.store import DuckDBStore, ServerInfo, Store
 
 if TYPE_CHECKING:
     from iotml.api.service import Service
@@ -137,23 +141,47 @@ def serve_cmd(
         max_messages=batch,
         max_delay_s=max_delay,
         limits=cli_settings(ctx).limits,
+        admin_token=secrets.token_urlsafe(32),
     )
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
     stage = RulesStage(ranges=parse_ranges(range_ or []), stale_after=stale)
     _logging()
-    store = open_cli_store(ctx)
+    store = open_cli_store(ctx, via_server=False)
     service = Service(store, config, stages=[stage])
     try:
-        asyncio.run(_run(service))
+        asyncio.run(_run(service, cli_settings(ctx).home, _held_file(store)))
     finally:
         store.close()
     if service.pipeline is not None:
         console.print(_summary(service.pipeline.metrics))
 
 
-async def _run(service: Service) -> None:
-    stop = asyncio.Event()
+def _held_file(store: Store) -> str | None:
+    return str(Path(store.path).resolve()) if isinstance(store, DuckDBStore) else None
+
+
+async def _announce(service: Service, ready: asyncio.Event, home: Path, held: str | None) -> None:
+    """Once serving, write serve.json so other iotml commands reach the store via the API."""
+    await ready.wait()
+    assert service.config.admin_token is not None
+    info = ServerInfo(service.http_url, service.config.admin_token, os.getpid(), held)
+    log = logging.getLogger("iotml.serve")
+    try:
+        path = info.save(home)
+    except OSError as err:
+        log.warning("cannot write serve.json in %s: %s", home, err)
+        return
+    log.info("other iotml commands reach the store through this server (%s)", path)
+
+
+async def _run(service: Service, home: Path, held: str | None) -> None:
+    stop, ready = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.run(stop)
+    announce = asyncio.create_task(_announce(service, ready, home, held))
+    try:
+        await service.run(stop, ready)
+    finally:
+        announce.cancel()
+        ServerInfo.remove(home, pid=os.getpid())  # ours only: another server's record stays

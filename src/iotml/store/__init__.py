@@ -21,6 +21,8 @@ __all__ = [
     "DeviceRecord",
     "DuckDBStore",
     "MemoryStore",
+    "RemoteStore",
+    "ServerInfo",
     "Store",
     "TimeArg",
     "WriteResult",
@@ -42,6 +44,7 @@ from iotml.store.base import (
 )
 from iotml.store.embedded import DuckDBStore
 from iotml.store.memory import MemoryStore
+from iotml.store.remote import RemoteStore, ServerInfo  # httpx is imported only when used
 
 
 def open_store(url_or_path: str | Path | None = None, *, settings: Settings | None = None) -> Store:

@@ -1,0 +1,86 @@
+"""While ``iotml serve`` holds the store, the other commands go through its API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from iotml.store import ServerInfo
+
+NOW_S = int(time.time())
+DEADLINE_S = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _iotml(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "IOTML_HOME": str(home)}
+    cmd = [sys.executable, "-m", "iotml.cli", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _rows(home: Path) -> list[tuple[str, str, float]]:
+    out = _iotml(home, "query", "--output", "json").stdout
+    return [(r["device_id"], r["metric"], r["value"]) for r in map(orjson.loads, out.splitlines())]
+
+
+def test_cli_commands_work_while_serve_runs(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    http, mqtt = _free_port(), _free_port()
+    env = {**os.environ, "IOTML_HOME": str(home)}
+    cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
+    server = subprocess.Popen(
+        [*cmd, "--mqtt-port", str(mqtt), "--batch", "1"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:  # the log says when serve.json is written
+            if "reach the store through this server" in line:
+                break
+        info = ServerInfo.load(home)
+        assert info is not None
+        assert (info.url, info.pid) == (f"http://127.0.0.1:{http}", server.pid)
+
+        added = _iotml(home, "devices", "add", "pump-7")
+        assert f"held by iotml serve (pid {server.pid})" in added.stderr
+        token = next(w for w in added.stdout.split() if len(w) >= 40)
+        post = {
+            "url": f"http://127.0.0.1:{http}/api/v1/telemetry",
+            "content": f'{{"ts": {NOW_S}, "temp": 48.5}}',
+            "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        }
+        answer = httpx.post(**post)  # type: ignore[arg-type]
+        assert answer.status_code == 202, answer.text
+
+        # The pipeline stores in the background: query until the reading is there.
+        deadline = time.monotonic() + DEADLINE_S
+        while (rows := _rows(home)) == [] and time.monotonic() < deadline:
+            pass
+        assert rows == [("pump-7", "temp", 48.5)]
+
+        _iotml(home, "devices", "revoke", "pump-7")
+        refused = httpx.post(**post)  # type: ignore[arg-type]
+        assert refused.status_code == 403, refused.text  # at once: the API re-read the book
+        assert "revoked" in refused.json()["detail"]
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        server.kill()
+        server.communicate()  # reaps it and closes its stderr pipe
+    assert not (home / "serve.json").exists()
+    assert _rows(home) == [("pump-7", "temp", 48.5)]  # the file is free again
