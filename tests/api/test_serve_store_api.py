@@ -84,3 +84,31 @@ def test_cli_commands_work_while_serve_runs(tmp_path: Path) -> None:
         server.communicate()  # reaps it and closes its stderr pipe
     assert not (home / "serve.json").exists()
     assert _rows(home) == [("pump-7", "temp", 48.5)]  # the file is free again
+
+
+def test_simulate_over_http_registers_its_fleet_through_a_running_serve(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    http, mqtt = _free_port(), _free_port()
+    env = {**os.environ, "IOTML_HOME": str(home)}
+    cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
+    server = subprocess.Popen(
+        [*cmd, "--mqtt-port", str(mqtt), "--strict"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "reach the store through this server" in line:
+                break
+        fleet = ["--machines", "1", "--meters", "1", "--thermostats", "1"]
+        url = f"http://127.0.0.1:{http}"
+        sim = _iotml(home, "simulate", "--via", "http", "--register", "--url", url,
+                     "--duration", "2", "--interval", "0.5", *fleet)  # fmt: skip
+        assert "issued tokens for 3 devices" in sim.stdout
+        assert "not delivered" not in sim.stdout  # no 401/403: every device had its token
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        server.kill()
+        server.communicate()
+    devices = {device for device, _, _ in _rows(home)}
+    assert devices == {"machine-001", "meter-001", "thermostat-001"}  # strict: all registered
