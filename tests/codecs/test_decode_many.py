@@ -28,7 +28,21 @@ FLAT_JSON = b'{"ts": 1767225000, "temp": 19.5, "note": "hi"}'
 CSV = b"ts,temp\n2026-01-01T00:00:00Z,18.5\n2026-01-01T00:01:00Z,oops\n"
 GARBAGE = b"\x00\x01"
 TOO_BIG = orjson.dumps([{"bn": "d:", "n": "temp", "v": 1}] * 25)
-POOL = [SENML_JSON, SENML_BAD_RECORD, SENML_CBOR, FLAT_JSON, CSV, GARBAGE, TOO_BIG]
+FLAT_ARRAY = orjson.dumps(
+    [
+        {"device_id": "g", "ts": 1767225000, "temp": 1.5},
+        {"ts": "2026-01-01T00:00:00", "temp": 2.5},  # no offset: rejected whole
+        {"ts": 1767225060, "rh": None, "temp": 3.5},
+        {"device_id": "h", "ts": 4102444800, "temp": 4.5},  # 2100: too far ahead
+        7,
+    ]
+)
+FLAT_NO_DEVICE = b'[{"ts": 1767225000, "temp": 5.5}]'  # fine only when sent for a device
+FLAT_BROKEN = b'{"ts": 1767225000, "temp": '
+POOL = [
+    SENML_JSON, SENML_BAD_RECORD, SENML_CBOR, FLAT_JSON, FLAT_ARRAY, FLAT_NO_DEVICE,
+    FLAT_BROKEN, CSV, GARBAGE, TOO_BIG,
+]  # fmt: skip
 
 
 def one_by_one(payloads: list[bytes], device_ids: list[str | None]) -> Decoded:

@@ -62,7 +62,7 @@ class ServeConfig:
     webhooks: tuple[str, ...] = ()
     registry: Literal["auto", "strict"] = "auto"
     max_messages: int = 500
-    max_delay_s: float = 0.25
+    max_delay_s: float = 0.1
     queue_size: int = 10_000
     limits: Limits = field(default_factory=Limits)
     admin_token: str | None = field(default=None, repr=False)  # serves the store API

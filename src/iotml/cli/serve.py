@@ -115,7 +115,7 @@ def serve_cmd(
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 500,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
-        0.25
+        0.1
     ),
 ) -> None:
     """Ingest over MQTT and HTTP, store, score and alert until Ctrl-C or SIGTERM."""

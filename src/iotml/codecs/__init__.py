@@ -45,7 +45,7 @@ import orjson
 
 from iotml.codecs._senml_many import CBOR, JSON, decode_packs
 from iotml.codecs.common import Decoded, Rejected, now_us
-from iotml.codecs.flatjson import decode_json, encode_json
+from iotml.codecs.flatjson import decode_json, decode_json_many, encode_json
 from iotml.codecs.senml import (
     decode_senml_cbor,
     decode_senml_json,
@@ -220,13 +220,14 @@ def decode_many(
     """Decode many payloads (say, one micro-batch of MQTT messages) into one result.
 
     A payload's format is ``formats[k]`` (or ``formats``, for all), else the one its content
-    type names, else the one :func:`detect_format` finds in its bytes. Consecutive SenML
+    type names, else the one :func:`detect_format` finds in its bytes. Consecutive
     payloads of one format are decoded together, by
-    :func:`~iotml.codecs.senml.decode_senml_json_many` or
-    :func:`~iotml.codecs.senml.decode_senml_cbor_many`, which is much faster than one by
-    one; other payloads one at a time, as :func:`decode` does. A payload that cannot be
-    decoded at all (unknown format, unparseable, over ``limits``) becomes one
-    :class:`Rejected` with ``index`` ``None`` instead of raising.
+    :func:`~iotml.codecs.senml.decode_senml_json_many`,
+    :func:`~iotml.codecs.senml.decode_senml_cbor_many` or
+    :func:`~iotml.codecs.flatjson.decode_json_many`, which is much faster than one by
+    one; other payloads (CSV, Parquet) one at a time, as :func:`decode` does. A payload
+    that cannot be decoded at all (unknown format, unparseable, over ``limits``) becomes
+    one :class:`Rejected` with ``index`` ``None`` instead of raising.
 
     Order: readings are in payload order (all of payload ``k``'s before payload ``k+1``'s,
     each payload's in the order its decoder gives); rejections are by payload, then record,
@@ -265,6 +266,9 @@ def decode_many(
         if fmt in _MANY:
             packs, run_ids = [payloads[k] for k in ks], [ids[k] for k in ks]
             parts.append(decode_packs(_MANY[fmt], packs, run_ids, limits, now, first=ks[0]))
+        elif fmt == "json":
+            packs, run_ids = [payloads[k] for k in ks], [ids[k] for k in ks]
+            parts.append(decode_json_many(packs, run_ids, limits, now, first=ks[0]))
         elif fmt is not None:
             parts += [_decode_one(payloads[k], k, fmt, ids[k], limits, now) for k in ks]
     return _merge(parts)

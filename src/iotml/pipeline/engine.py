@@ -92,7 +92,7 @@ class Pipeline:
         *,
         stages: Sequence[Stage] = (),
         max_messages: int = 500,
-        max_delay_s: float = 0.25,
+        max_delay_s: float = 0.1,
         queue_size: int = 10_000,
         registry: Literal["auto", "strict"] = "auto",
         limits: Limits | None = None,
@@ -159,22 +159,37 @@ class Pipeline:
         deadline = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            timeout = None if not pending else max(0.0, deadline - loop.time())
+            if pending and loop.time() >= deadline:  # a busy queue must not hold a batch back
+                await self._flush(pending)
+                pending = []
             try:
-                message = await asyncio.wait_for(self._queue.get(), timeout)
+                # One await per wake-up, then take whatever else is queued without awaiting.
+                async with asyncio.timeout_at(deadline if pending else None):
+                    message = await self._queue.get()
             except TimeoutError:  # the oldest pending message has waited long enough
                 await self._flush(pending)
                 pending = []
                 continue
-            if message is None:  # close(): flush what is in flight, then stop
-                await self._flush(pending)
-                return
             if not pending:
                 deadline = loop.time() + self.max_delay_s
-            pending.append(message)
-            if len(pending) >= self.max_messages:
+            closing = self._take(message, pending)
+            if closing or len(pending) >= self.max_messages:
                 await self._flush(pending)
                 pending = []
+            if closing:  # close(): what was in flight is flushed; stop
+                return
+
+    def _take(self, message: Message | None, pending: list[Message]) -> bool:
+        """Add ``message`` and what is queued behind it, up to a full batch; True on close."""
+        while message is not None:
+            pending.append(message)
+            if len(pending) >= self.max_messages:
+                return False
+            try:
+                message = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return False
+        return True
 
     async def _flush(self, messages: list[Message]) -> None:
         self.metrics.queue_depth = self._queue.qsize()
