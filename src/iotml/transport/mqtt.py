@@ -5,9 +5,22 @@ session expiry), subscribes at QoS 1, and uses a fixed client id, so messages pu
 while iotml is stopped or reconnecting are queued by the broker and delivered when it
 returns. Writes are idempotent, so a message the broker re-delivers is stored once.
 With ``share_group`` set, several workers split one stream through an MQTT v5 shared
-subscription (``$share/<group>/<filter>``). Every ``aiomqtt``/``paho`` error is translated
-into :class:`~iotml.errors.DeviceUnavailable` or retried here; nothing above this module
-sees them.
+subscription (``$share/<group>/<filter>``).
+
+Receiving runs paho-mqtt's own network loop in a thread (:mod:`iotml.transport._paho`);
+messages reach the event loop through a buffer of at most ``max_buffered`` messages and
+are submitted to the pipeline in chunks. **Memory is bounded**: when the pipeline falls
+behind, its queue fills, then this buffer; paho's thread then blocks in ``on_message``,
+stops reading the socket, and TCP backpressure reaches the broker, which queues the rest
+per its own limits (Mosquitto: ``max_queued_messages``/``max_queued_bytes``; beyond
+them it drops QoS 1 messages for this client). So the source holds at most
+2 x ``max_buffered`` messages (the buffer, and the chunk being submitted) besides the
+pipeline's own bounded queue. A message is acknowledged (PUBACK) once it is in the
+buffer; ``stop`` closes the connection without acknowledging any more, so the rest stays
+queued in the broker's session. A stall longer than 1.5 x the 60 s keepalive makes the
+broker drop the connection; the source reconnects and the session resumes. Every
+``paho`` error is translated into :class:`~iotml.errors.DeviceUnavailable` or retried
+here; nothing above this module sees them.
 """
 
 from __future__ import annotations
@@ -22,8 +35,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from iotml.errors import ConfigError, require_extra
+from iotml.errors import ConfigError, DeviceUnavailable, require_extra
 from iotml.pipeline import Message, Pipeline
+from iotml.transport._paho import ConnectOptions, Subscription
 from iotml.transport.topics import TopicTemplate
 
 if TYPE_CHECKING:
@@ -43,7 +57,8 @@ class MqttSource:
     ``url`` is ``mqtt://host:port`` or ``mqtts://host:port`` (TLS, verified against
     ``ca_file`` or the system store). ``protocol="v311"`` is for brokers without MQTT v5
     (the embedded one): the session persists through ``clean_session=False`` instead,
-    and shared subscriptions are not available.
+    and shared subscriptions are not available. ``max_buffered`` bounds the messages
+    received but not yet handed to the pipeline (see the module docstring).
     """
 
     url: str = "mqtt://127.0.0.1:1883"
@@ -58,6 +73,7 @@ class MqttSource:
     reconnect_max_s: float = 30.0
     protocol: Literal["v5", "v311"] = "v5"
     timeout_s: float = 10.0  # per broker operation; bounds a connect the broker never answers
+    max_buffered: int = 1_000
 
     def _endpoint(self) -> tuple[str, int, ssl.SSLContext | None]:
         parts = urlsplit(self.url)
@@ -69,6 +85,8 @@ class MqttSource:
         return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
     def _client(self) -> aiomqtt.Client:
+        """An aiomqtt client with these settings, for publishers (alerts); :meth:`run`
+        receives with paho's own loop instead."""
         host, port, tls = self._endpoint()
         if self.protocol == "v311":
             if self.share_group:
@@ -101,51 +119,60 @@ class MqttSource:
             timeout=self.timeout_s,
         )
 
+    def _options(self) -> ConnectOptions:
+        """What a connection needs; raises :class:`ConfigError` for settings no retry fixes."""
+        host, port, tls = self._endpoint()
+        if self.protocol == "v311" and self.share_group:
+            raise ConfigError(
+                "shared subscriptions need MQTT v5; use protocol='v5' with a v5 broker"
+            )
+        if self.max_buffered < 1:
+            raise ConfigError(f"max_buffered must be >= 1 message, got {self.max_buffered!r}")
+        return ConnectOptions(
+            host, port, self.client_id, tls=tls, username=self.username,
+            password=self.password, v5=self.protocol == "v5",
+            session_expiry_s=self.session_expiry_s, timeout_s=self.timeout_s,
+        )  # fmt: skip
+
     async def run(
         self, pipeline: Pipeline, stop: asyncio.Event, ready: asyncio.Event | None = None
     ) -> None:
         """Receive into ``pipeline`` until ``stop`` is set, reconnecting with backoff.
 
         ``ready`` is set each time the subscription is in place (after every reconnect).
+        Once ``stop`` is set, what was already received (and acknowledged) is submitted,
+        the connection is closed and its thread joined before this returns.
         """
+        options = self._options()
         template = TopicTemplate(self.template)
+        topic = template.shared(self.share_group)
         delay = self.reconnect_min_s
+
+        def subscribed() -> None:
+            nonlocal delay
+            log.info("subscribed to %s on %s", topic, self.url)
+            delay = self.reconnect_min_s
+            if ready is not None:
+                ready.set()
+
         while not stop.is_set():
             try:
-                async with self._client() as client:
-                    await client.subscribe(template.shared(self.share_group), qos=1)
-                    log.info("subscribed to %s on %s", template.shared(self.share_group), self.url)
-                    delay = self.reconnect_min_s
-                    if ready is not None:
-                        ready.set()
-                    await self._receive(client, template, pipeline, stop)
-            except aiomqtt.MqttError as err:
+                async with Subscription(
+                    options, topic, stop, max_buffered=self.max_buffered, on_subscribed=subscribed
+                ) as subscription:
+                    await _receive(subscription, template, pipeline)
+            except DeviceUnavailable as err:
+                if stop.is_set():
+                    return
                 log.warning("broker %s unavailable (%s); retrying in %.1f s", self.url, err, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, self.reconnect_max_s)
 
-    async def _receive(
-        self,
-        client: aiomqtt.Client,
-        template: TopicTemplate,
-        pipeline: Pipeline,
-        stop: asyncio.Event,
-    ) -> None:
-        messages = aiter(client.messages)
-        while not stop.is_set():
-            waiter = asyncio.ensure_future(anext(messages))
-            stopper = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if waiter not in done:
-                waiter.cancel()
-                return
-            stopper.cancel()
-            message = waiter.result()
-            topic = message.topic.value
-            content_type = getattr(message.properties, "ContentType", None)
-            await pipeline.submit(
-                Message(
-                    bytes(message.payload), f"mqtt:{topic}", template.device(topic), content_type
-                )
-            )
+
+async def _receive(subscription: Subscription, template: TopicTemplate, pipeline: Pipeline) -> None:
+    """Submit every message, chunk by chunk, until the subscription ends."""
+    device = template.device
+    while chunk := await subscription.take():
+        for payload, topic, content_type in chunk:
+            await pipeline.submit(Message(payload, "mqtt:" + topic, device(topic), content_type))
