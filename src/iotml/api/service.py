@@ -61,7 +61,7 @@ class ServeConfig:
     alert_topic: str | None = "alerts/{device_id}/{kind}"
     webhooks: tuple[str, ...] = ()
     registry: Literal["auto", "strict"] = "auto"
-    max_messages: int = 500
+    max_messages: int = 5_000
     max_delay_s: float = 0.1
     queue_size: int = 10_000
     limits: Limits = field(default_factory=Limits)

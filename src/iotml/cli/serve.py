@@ -113,7 +113,7 @@ def serve_cmd(
     stale_after: Annotated[
         str | None, typer.Option(help="Report a series silent for this long (e.g. 10m).")
     ] = None,
-    batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 500,
+    batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 5_000,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
         0.1
     ),

@@ -91,7 +91,7 @@ class Pipeline:
         store: Store,
         *,
         stages: Sequence[Stage] = (),
-        max_messages: int = 500,
+        max_messages: int = 5_000,
         max_delay_s: float = 0.1,
         queue_size: int = 10_000,
         registry: Literal["auto", "strict"] = "auto",
