@@ -1,0 +1,241 @@
+"""The streaming-detector contract and the machinery every per-series detector shares.
+
+A detector is fed whole batches: ``update(batch) -> Scores`` scores every reading with
+what it had learned *before* that reading (predict-then-learn), then learns from it.
+Per-series state lives in numpy arrays indexed by series slot, so a batch costs a few
+array operations whatever the number of series (see :mod:`iotml.anomaly._series`).
+
+**Scores** are calibrated to ``[0, 1]`` the same way for every detector: the detector's
+statistic is turned into the probability ``p`` of a value at least that extreme under its
+model of normal behaviour, and ``score = -log10(p) / 12``, clipped. So ``0.5`` means
+"one in a million" for every series and every detector, and one threshold serves all. A
+series is **ready** once it has ``warmup`` readings; before that its scores are 0.
+
+**State** round-trips through bytes (:meth:`SeriesDetector.state` /
+:meth:`SeriesDetector.load_state`): a restored detector scores what follows exactly as the
+original would have.
+
+>>> import numpy as np
+>>> from iotml.types import Batch
+>>> class Mean(SeriesDetector):
+...     name = "mean"
+...     fields = {"mean": 0.0}
+...     def _step(self, s, x, dt):
+...         raw = np.abs(x - self.a["mean"][s])
+...         self.a["mean"][s] += 0.5 * (x - self.a["mean"][s])
+...         return raw
+...     def _p(self, raw):
+...         return np.exp(-raw)
+>>> det = Mean(warmup=1)
+>>> b = Batch.from_arrays(["d"] * 3, ["t"] * 3, np.array([1, 2, 3]), np.array([0.0, 0.0, 9.0]))
+>>> det.update(b).raw.tolist()
+[0.0, 0.0, 9.0]
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SCORE_DECADES",
+    "Detector",
+    "Scores",
+    "SeriesDetector",
+    "p_to_score",
+    "z_to_score",
+]
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import log_ndtr
+
+from iotml.anomaly._series import SeriesIndex, rounds
+from iotml.errors import ConfigError, InvalidData
+from iotml.types import Batch
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+SCORE_DECADES = 12.0
+"""A score of 1 means p ≤ 10⁻¹²; 0.5 means p = 10⁻⁶."""
+
+_LN10 = float(np.log(10.0))
+
+
+def p_to_score(p: npt.ArrayLike) -> F64:
+    """Calibrated score of tail probabilities ``p``: ``-log10(p) / 12`` in ``[0, 1]``.
+
+    >>> p_to_score([1.0, 1e-6, 1e-30]).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, 1.0)
+    out: F64 = np.clip(-np.log10(p) / SCORE_DECADES, 0.0, 1.0) + 0.0  # + 0.0: no -0.0
+    return out
+
+
+def z_to_score(z: npt.ArrayLike) -> F64:
+    """Score of standard-normal deviates, two-sided, without underflow for large ``|z|``.
+
+    >>> [round(float(v), 3) for v in z_to_score([0.0, 3.0, 4.89, 40.0])]
+    [0.0, 0.214, 0.5, 1.0]
+    """
+    z = np.abs(np.asarray(z, dtype=np.float64))
+    log10_p = (log_ndtr(-z) + np.log(2.0)) / _LN10
+    out: F64 = np.clip(-log10_p / SCORE_DECADES, 0.0, 1.0) + 0.0
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """A detector's verdict on each reading of a batch, aligned with the batch's rows.
+
+    ``score`` is calibrated to ``[0, 1]`` (0 while a series warms up); ``raw`` is the
+    detector's own statistic (a z-score, a run length, T²...); ``ready`` says which
+    readings had a warmed-up series; ``source`` names, per reading, the detector whose
+    score is reported (a combined detector picks the highest).
+    """
+
+    score: F64
+    raw: F64
+    ready: npt.NDArray[np.bool_]
+    source: npt.NDArray[np.object_]
+
+    @classmethod
+    def of(cls, name: str, score: F64, raw: F64, ready: npt.NDArray[np.bool_]) -> Scores:
+        """Scores all from the detector ``name``."""
+        return cls(score, raw, ready, np.full(score.size, name, dtype=object))
+
+    def __len__(self) -> int:
+        return int(self.score.size)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the pipeline and ``iotml detect`` need of a streaming detector."""
+
+    name: str
+
+    def update(self, batch: Batch) -> Scores:
+        """Score each reading with the state before it, then learn from it."""
+        ...
+
+    def state(self) -> bytes:
+        """Everything learned, as bytes."""
+        ...
+
+    def load_state(self, data: bytes) -> None:
+        """Continue from what :meth:`state` returned."""
+        ...
+
+
+class SeriesDetector:
+    """A detector whose state is a set of per-series arrays (``fields``, initial values).
+
+    Subclasses set ``name`` and ``fields`` and implement ``_step(slots, x, dt_s)`` —
+    score readings ``x`` of the distinct series ``slots`` against ``self.a[...]`` and then
+    update those arrays; ``dt_s`` is the time since each series' previous reading (NaN for
+    its first) — and ``_p(raw)``, the tail probability of a statistic. Their ``__init__``
+    keeps its arguments in ``self.params`` (saved with the state).
+    """
+
+    name: ClassVar[str] = "series"
+    fields: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, *, warmup: int = 30) -> None:
+        if warmup < 1:
+            raise ConfigError(f"warmup must be at least 1 reading, got {warmup!r}")
+        self.warmup = warmup
+        self.params: dict[str, Any] = {"warmup": warmup}
+        self.index = SeriesIndex()
+        self.a: dict[str, F64] = {}
+        self.count: I64 = np.zeros(0, dtype=np.int64)
+        self.last_us: I64 = np.zeros(0, dtype=np.int64)
+        self._grow(0)
+
+    # -- per-series arrays ------------------------------------------------------------
+    def _grow(self, n: int) -> None:
+        have = self.count.size
+        if n <= have and have:
+            return
+        cap = max(n, 2 * have, 64)
+        for name, init in self.fields.items():
+            old = self.a.get(name, np.zeros(0))
+            self.a[name] = np.concatenate([old, np.full(cap - old.size, init)])
+        self.count = np.concatenate([self.count, np.zeros(cap - have, dtype=np.int64)])
+        self.last_us = np.concatenate([self.last_us, np.zeros(cap - have, dtype=np.int64)])
+
+    # -- the contract ---------------------------------------------------------------------
+    def update(self, batch: Batch) -> Scores:
+        """Score every reading with the state before it, then learn from it."""
+        n = len(batch)
+        raw, score = np.zeros(n), np.zeros(n)
+        ready = np.zeros(n, dtype=bool)
+        if n == 0:
+            return Scores.of(self.name, score, raw, ready)
+        slots = self.index.slots(batch.device_id, batch.metric)
+        self._grow(len(self.index))
+        x, ts = batch.values, batch.ts_us
+        for rows in rounds(slots, ts):
+            s = slots[rows]
+            seen = self.count[s] > 0
+            dt = np.where(seen, (ts[rows] - self.last_us[s]) / 1e6, np.nan)
+            r = np.asarray(self._step(s, x[rows], dt), dtype=np.float64)
+            ok = self.count[s] >= self.warmup
+            raw[rows] = r
+            score[rows] = np.where(ok, p_to_score(self._p(r)), 0.0)
+            ready[rows] = ok
+            self.count[s] += 1
+            self.last_us[s] = np.maximum(self.last_us[s], ts[rows])
+        return Scores.of(self.name, score, raw, ready)
+
+    def _step(self, slots: I64, x: F64, dt_s: F64) -> F64:
+        raise NotImplementedError
+
+    def _p(self, raw: F64) -> F64:
+        raise NotImplementedError
+
+    @property
+    def n_series(self) -> int:
+        """Series seen so far."""
+        return len(self.index)
+
+    def nbytes_per_series(self) -> int:
+        """State held per series (the arrays; the key strings come on top)."""
+        return 8 * (len(self.fields) + 2)
+
+    # -- state --------------------------------------------------------------------------
+    def state(self) -> bytes:
+        """Everything learned, as ``.npz`` bytes (params and keys as JSON inside)."""
+        n = len(self.index)
+        meta = {"detector": self.name, "params": self.params, "index": self.index.to_state()}
+        arrays: dict[str, npt.NDArray[Any]] = {f"a_{k}": v[:n] for k, v in self.a.items()}
+        buf = io.BytesIO()
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        arrays["count"], arrays["last_us"] = self.count[:n], self.last_us[:n]
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
+        return buf.getvalue()
+
+    def load_state(self, data: bytes) -> None:
+        """Continue from :meth:`state` of a detector of this kind and these parameters."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                meta = json.loads(z["meta"].tobytes())
+                arrays = {k[2:]: z[k] for k in z.files if k.startswith("a_")}
+                count, last = z["count"], z["last_us"]
+        except (OSError, ValueError, KeyError) as err:
+            raise InvalidData(f"not a saved {self.name!r} detector state: {err}") from err
+        if meta.get("detector") != self.name or meta.get("params") != self.params:
+            raise ConfigError(
+                f"saved state is for {meta.get('detector')!r} with {meta.get('params')!r}, "
+                f"not {self.name!r} with {self.params!r}"
+            )
+        self.index = SeriesIndex.from_state(meta["index"])
+        self.a, self.count, self.last_us = {}, np.zeros(0, np.int64), np.zeros(0, np.int64)
+        self._grow(len(self.index))
+        n = len(self.index)
+        for k, v in arrays.items():
+            self.a[k][:n] = v
+        self.count[:n], self.last_us[:n] = count, last
