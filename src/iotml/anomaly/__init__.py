@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iotml.anomaly.alerts import AlertRule
 from iotml.anomaly.base import (
     SCORE_DECADES,
     Detector,
@@ -15,6 +16,7 @@ from iotml.anomaly.univariate import EWMA, RobustBaseline
 __all__ = [
     "EWMA",
     "SCORE_DECADES",
+    "AlertRule",
     "Detector",
     "RobustBaseline",
     "Scores",

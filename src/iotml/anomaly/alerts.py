@@ -1,0 +1,197 @@
+"""From scores to alerts: a threshold with hysteresis, a minimum duration and a cooldown.
+
+Per series, an **anomaly starts** when its score has stayed at or above ``on`` for at
+least ``min_duration_s`` (a single reading when 0) and the series' last anomaly ended at
+least ``cooldown_s`` earlier; it **ends** at the first reading scoring below ``off``
+(``off`` ≤ ``on``, so a score hovering at the threshold does not flap). Each start and end
+is an event (kinds ``anomaly-start`` and ``anomaly-end``) with the score, a severity, the
+metric and the detector responsible; the end carries the episode's duration and peak.
+
+The rule is applied reading by reading in time order per series (vectorised over series,
+like the detectors), and :meth:`AlertRule.apply` also returns each reading's state after
+it — the ``is_anomaly`` column of ``iotml detect``.
+
+>>> import numpy as np
+>>> from iotml.types import Batch
+>>> b = Batch.from_arrays(["p"] * 5, ["temp"] * 5, np.arange(5) * 10**6, np.zeros(5))
+>>> scores = np.array([0.1, 0.7, 0.6, 0.2, 0.1])
+>>> events, on = AlertRule(on=0.5, off=0.3).apply(b, scores, np.full(5, "robust", object))
+>>> on.tolist(), events.table.column("kind").to_pylist()
+([False, True, True, False, False], ['anomaly-start', 'anomaly-end'])
+"""
+
+from __future__ import annotations
+
+__all__ = ["AlertRule"]
+
+import io
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from iotml.anomaly._series import SeriesIndex, rounds
+from iotml.errors import ConfigError, InvalidData
+from iotml.types import Batch, Events
+
+F64 = npt.NDArray[np.float64]
+_NONE = np.iinfo(np.int64).min
+
+
+class AlertRule:
+    """Hysteresis, minimum duration and cooldown per series; see the module docstring.
+
+    ``model`` names what raised the alert in each event (``name@version``);
+    ``critical_at`` is the score from which an alert's severity is ``critical``.
+    """
+
+    def __init__(
+        self,
+        *,
+        on: float = 0.5,
+        off: float = 0.3,
+        min_duration_s: float = 0.0,
+        cooldown_s: float = 0.0,
+        critical_at: float = 0.8,
+        model: str = "iotml.anomaly@1",
+    ) -> None:
+        if not 0.0 < off <= on <= 1.0:
+            raise ConfigError(f"thresholds need 0 < off <= on <= 1, got on={on!r}, off={off!r}")
+        if min_duration_s < 0 or cooldown_s < 0:
+            raise ConfigError("min_duration_s and cooldown_s must not be negative")
+        self.on, self.off = on, off
+        self.min_us, self.cooldown_us = int(min_duration_s * 1e6), int(cooldown_s * 1e6)
+        self.critical_at, self.model = critical_at, model
+        self.index = SeriesIndex()
+        self._s: dict[str, npt.NDArray[Any]] = {}
+        self._grow(0)
+
+    _FIELDS: ClassVar[dict[str, Any]] = {
+        "active": False, "above_since": _NONE, "start": _NONE, "last_end": _NONE, "peak": 0.0,
+    }  # fmt: skip
+
+    def _grow(self, n: int) -> None:
+        have = self._s["active"].size if self._s else 0
+        if self._s and n <= have:
+            return
+        cap = max(n, 2 * have, 64)
+        for name, init in self._FIELDS.items():
+            old = self._s.get(name, np.zeros(0, dtype=type(init)))
+            fill = np.full(cap - old.size, init, dtype=old.dtype if old.size else type(init))
+            self._s[name] = np.concatenate([old, fill])
+
+    def apply(
+        self, batch: Batch, score: F64, source: npt.NDArray[np.object_]
+    ) -> tuple[Events, npt.NDArray[np.bool_]]:
+        """Events raised by these scores, and whether each reading is inside an anomaly."""
+        n = len(batch)
+        inside = np.zeros(n, dtype=bool)
+        if n == 0:
+            return Events.empty(), inside
+        slots = self.index.slots(batch.device_id, batch.metric)
+        self._grow(len(self.index))
+        ts = batch.ts_us
+        starts: list[npt.NDArray[np.int64]] = []
+        ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]] = []
+        for rows in rounds(slots, ts):
+            started, ended = self._round(slots[rows], ts[rows], score[rows])
+            starts.append(rows[started])
+            mask, duration, peak = ended
+            ends.append((rows[mask], duration[mask], peak[mask]))
+            inside[rows] = self._s["active"][slots[rows]]
+        return self._events(batch, score, source, starts, ends), inside
+
+    def _round(
+        self, s: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], score: F64
+    ) -> tuple[npt.NDArray[np.bool_], tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], F64]]:
+        st = self._s
+        active, above = st["active"][s], st["above_since"][s]
+        high = score >= self.on
+        above = np.where(high & (above == _NONE), ts, np.where(high, above, _NONE))
+        cooled = (st["last_end"][s] == _NONE) | (ts - st["last_end"][s] >= self.cooldown_us)
+        start = ~active & high & (ts - above >= self.min_us) & cooled
+        end = active & (score < self.off)
+        duration = np.where(end, ts - st["start"][s], 0)
+        peak = np.where(end, np.maximum(st["peak"][s], score), 0.0)
+        st["active"][s] = (active | start) & ~end
+        st["start"][s] = np.where(start, ts, st["start"][s])
+        st["peak"][s] = np.where(
+            start, score, np.where(active, np.maximum(st["peak"][s], score), 0.0)
+        )
+        st["last_end"][s] = np.where(end, ts, st["last_end"][s])
+        st["above_since"][s] = np.where(start | end, _NONE, above)
+        return start, (end, duration, peak)
+
+    def _events(
+        self,
+        batch: Batch,
+        score: F64,
+        source: npt.NDArray[np.object_],
+        starts: list[npt.NDArray[np.int64]],
+        ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]],
+    ) -> Events:
+        devices, metrics, ts = batch.device_id, batch.metric, batch.ts_us
+        records = [
+            self._record("anomaly-start", i, devices, metrics, ts, score, source, {})
+            for i in np.concatenate(starts).tolist()
+        ]
+        for rows, duration, peak in ends:
+            for i, d, p in zip(rows.tolist(), duration.tolist(), peak.tolist(), strict=True):
+                extra = {"duration_s": d / 1e6, "peak_score": round(p, 4)}
+                records.append(
+                    self._record("anomaly-end", i, devices, metrics, ts, score, source, extra)
+                )
+        records.sort(key=lambda r: r["ts"])
+        return Events.from_records(records) if records else Events.empty()
+
+    def _record(
+        self,
+        kind: str,
+        i: int,
+        devices: Any,
+        metrics: Any,
+        ts: npt.NDArray[np.int64],
+        score: F64,
+        source: npt.NDArray[np.object_],
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        metric, value = metrics[i].as_py(), float(score[i])
+        peak = extra.get("peak_score", value)
+        detail = {"metric": metric, "detector": str(source[i]), **extra}
+        what = "started" if kind == "anomaly-start" else "ended"
+        return {
+            "ts": int(ts[i]),
+            "device_id": devices[i].as_py(),
+            "kind": kind,
+            "score": value,
+            "severity": "critical" if peak >= self.critical_at else "warning",
+            "model": self.model,
+            "message": f"{metric}: anomaly {what} ({source[i]}, score {value:.2f})",
+            "detail": orjson.dumps(detail).decode(),
+        }
+
+    def state(self) -> bytes:
+        """The per-series alert state, as bytes."""
+        n = len(self.index)
+        buf = io.BytesIO()
+        meta = json.dumps({"index": self.index.to_state()}).encode()
+        arrays = {k: v[:n] for k, v in self._s.items()}
+        arrays["meta"] = np.frombuffer(meta, dtype=np.uint8)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
+        return buf.getvalue()
+
+    def load_state(self, data: bytes) -> None:
+        """Continue from :meth:`state`."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                meta = json.loads(z["meta"].tobytes())
+                arrays = {k: z[k] for k in self._FIELDS}
+        except (OSError, ValueError, KeyError) as err:
+            raise InvalidData(f"not a saved alert-rule state: {err}") from err
+        self.index = SeriesIndex.from_state(meta["index"])
+        self._s = {}
+        self._grow(len(self.index))
+        for k, v in arrays.items():
+            self._s[k][: v.size] = v
