@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from iotml.anomaly import EWMA, Detector, RobustBaseline
+from iotml.anomaly import EWMA, Combined, Detector, RobustBaseline
 
 DETECTORS: list[tuple[str, Callable[[], Detector]]] = [
     ("ewma", lambda: EWMA(halflife=50, warmup=20)),
     ("robust", lambda: RobustBaseline(halflife=50, warmup=20)),
+    ("combined", lambda: Combined([RobustBaseline(warmup=10), EWMA(warmup=25)])),
 ]

@@ -11,12 +11,14 @@ from iotml.anomaly.base import (
     p_to_score,
     z_to_score,
 )
+from iotml.anomaly.combined import Combined
 from iotml.anomaly.univariate import EWMA, RobustBaseline
 
 __all__ = [
     "EWMA",
     "SCORE_DECADES",
     "AlertRule",
+    "Combined",
     "Detector",
     "RobustBaseline",
     "Scores",
