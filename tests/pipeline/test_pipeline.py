@@ -218,3 +218,38 @@ def test_a_failing_stage_or_store_write_is_counted_and_ingestion_goes_on(
     assert [e["kind"] for e in store.events().to_pylist()] == ["out-of-range"]
     assert "No space left on device" in caplog.text
     assert "model file vanished" in caplog.text
+
+
+class _Clock:
+    """A stage that raises one event per clock tick and remembers being closed."""
+
+    name = "clock"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def process(self, batch: Batch, now: int) -> Events:
+        return Events.empty()
+
+    def tick(self, now: int) -> Events:
+        return Events.from_records(
+            [{"ts": now, "device_id": "pump-1", "kind": "silent", "score": 1.0,
+              "severity": "warning", "model": "clock@1", "message": "tick", "detail": "{}"}]
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_stages_that_tick_are_called_without_data_and_closing_stages_are_closed() -> None:
+    store = MemoryStore()
+    stage = _Clock()
+
+    async def main() -> None:
+        ticked = asyncio.Event()
+        async with Pipeline(store, stages=[stage], tick_s=0.01, on_events=[lambda e: ticked.set()]):
+            await ticked.wait()  # no message was ever submitted
+
+    run(lambda: asyncio.wait_for(main(), 10))
+    assert stage.closed
+    assert store.events().to_pylist()[0]["kind"] == "silent"

@@ -98,16 +98,18 @@ class Pipeline:
         limits: Limits | None = None,
         now: Callable[[], int] = now_us,
         on_events: Sequence[Callable[[Events], None]] = (),
+        tick_s: float = 1.0,
     ) -> None:
-        if max_messages < 1 or queue_size < 1 or max_delay_s <= 0:
+        if max_messages < 1 or queue_size < 1 or max_delay_s <= 0 or tick_s <= 0:
             raise ConfigError(
-                "max_messages and queue_size must be >= 1 and max_delay_s > 0, got "
-                f"{max_messages!r}, {queue_size!r}, {max_delay_s!r}"
+                "max_messages and queue_size must be >= 1 and max_delay_s, tick_s > 0, got "
+                f"{max_messages!r}, {queue_size!r}, {max_delay_s!r}, {tick_s!r}"
             )
         self.store = store
         self.stages = list(stages)
         self.max_messages = max_messages
         self.max_delay_s = max_delay_s
+        self.tick_s = tick_s
         self.limits = limits or Limits()
         self.now = now
         self.on_events = list(on_events)
@@ -146,29 +148,74 @@ class Pipeline:
         return True
 
     async def close(self) -> None:
-        """Flush everything queued, then stop the consumer."""
+        """Flush everything queued, stop the consumer, then close the stages that close."""
         if self._task is None:
             return
         await self._queue.put(None)
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await asyncio.to_thread(self._close_stages)
+
+    def _close_stages(self) -> None:
+        for stage in self.stages:
+            close = getattr(stage, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("stage %r failed to close", stage)
+                    self.metrics.stage_errors += 1
+
+    async def _tick(self) -> None:
+        try:
+            events = await asyncio.to_thread(self._tick_stages, self.now())
+        except Exception:  # the store refused the events: logged, ingestion goes on
+            log.exception("storing the events of a clock tick failed")
+            self.metrics.failed_batches += 1
+            return
+        if events is not None:
+            for callback in self.on_events:
+                callback(events)
+
+    def _tick_stages(self, now: int) -> Events | None:
+        produced = []
+        for stage in self.stages:
+            tick = getattr(stage, "tick", None)
+            if callable(tick):
+                try:
+                    produced.append(tick(now))
+                except Exception:
+                    log.exception("stage %r failed on a clock tick", stage)
+                    self.metrics.stage_errors += 1
+        events = Events.concat(e for e in produced if e is not None and len(e))
+        if not len(events):
+            return None
+        self.store.write_events(events)
+        self.metrics.events += len(events)
+        return events
 
     async def _run(self) -> None:
         pending: list[Message] = []
         deadline = 0.0
         loop = asyncio.get_running_loop()
+        ticking = any(callable(getattr(stage, "tick", None)) for stage in self.stages)
+        next_tick = loop.time() + self.tick_s
         while True:
             if pending and loop.time() >= deadline:  # a busy queue must not hold a batch back
                 await self._flush(pending)
                 pending = []
+            if ticking and loop.time() >= next_tick:  # stages that watch the clock
+                await self._tick()
+                next_tick = loop.time() + self.tick_s
+            wake = deadline if pending else None
+            if ticking:
+                wake = next_tick if wake is None else min(wake, next_tick)
             try:
                 # One await per wake-up, then take whatever else is queued without awaiting.
-                async with asyncio.timeout_at(deadline if pending else None):
+                async with asyncio.timeout_at(wake):
                     message = await self._queue.get()
-            except TimeoutError:  # the oldest pending message has waited long enough
-                await self._flush(pending)
-                pending = []
+            except TimeoutError:
                 continue
             if not pending:
                 deadline = loop.time() + self.max_delay_s

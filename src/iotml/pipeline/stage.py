@@ -2,8 +2,13 @@
 
 A stage is anything with a ``name`` and ``process(batch, now) -> Events``: it sees each
 micro-batch after it is stored, vectorised over all its series, and returns the events
-(alerts, predictions) it raises. Detectors and models of later releases are stages; the
-built-in :class:`~iotml.pipeline.rules.RulesStage` is the first.
+(alerts, predictions) it raises. Detectors and models are stages; the built-in
+:class:`~iotml.pipeline.rules.RulesStage` is the simplest.
+
+Two optional methods: ``tick(now) -> Events`` is called about every ``tick_s`` seconds
+(default 1 s) even when no data arrives — what a stage needs to notice a sensor that has
+gone silent — and ``close()`` once after the last flush (to save learned state). Both
+run in the pipeline's worker thread, like ``process``.
 """
 
 from __future__ import annotations
