@@ -12,17 +12,24 @@ from iotml.anomaly.base import (
     z_to_score,
 )
 from iotml.anomaly.combined import Combined
+from iotml.anomaly.registry import DETECTORS, make_detector
+from iotml.anomaly.rows import RowScores, classification, score_rows
 from iotml.anomaly.univariate import EWMA, RobustBaseline
 
 __all__ = [
+    "DETECTORS",
     "EWMA",
     "SCORE_DECADES",
     "AlertRule",
     "Combined",
     "Detector",
     "RobustBaseline",
+    "RowScores",
     "Scores",
     "SeriesDetector",
+    "classification",
+    "make_detector",
     "p_to_score",
+    "score_rows",
     "z_to_score",
 ]

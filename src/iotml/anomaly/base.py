@@ -116,7 +116,10 @@ class Scores:
 class Detector(Protocol):
     """What the pipeline and ``iotml detect`` need of a streaming detector."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What alerts call this detector."""
+        ...
 
     def update(self, batch: Batch) -> Scores:
         """Score each reading with the state before it, then learn from it."""
