@@ -54,9 +54,7 @@ class SeriesIndex:
         self, device_id: pa.Array | Sequence[str], metric: pa.Array | Sequence[str]
     ) -> npt.NDArray[np.int64]:
         """Each reading's slot; series not seen before get new slots."""
-        joined = pc.binary_join_element_wise(
-            pa.array(device_id, pa.string()), pa.array(metric, pa.string()), _SEP
-        )
+        joined = pc.binary_join_element_wise(_strings(device_id), _strings(metric), _SEP)
         encoded = (
             pc.dictionary_encode(joined).combine_chunks()
             if isinstance(joined, pa.ChunkedArray)
@@ -83,6 +81,13 @@ class SeriesIndex:
     def from_state(cls, state: dict[str, Any]) -> SeriesIndex:
         """The index :meth:`to_state` described."""
         return cls(zip(state["devices"], state["metrics"], strict=True))
+
+
+def _strings(values: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.Array:
+    """Arrow strings without a per-element conversion for Arrow input (a Batch's columns)."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values if isinstance(values, pa.Array) else pa.array(values, pa.string())
 
 
 def rounds(

@@ -98,7 +98,9 @@ def score_rows(
     np.maximum.at(score, row_of, scores.score)
     source = np.full(n, "", dtype=object)
     best = np.zeros(n, dtype=np.int64) - 1
-    order = np.lexsort((-scores.score, row_of))  # per row, its highest reading first
+    # per row, its highest reading first; ties (a multivariate row scores all its readings
+    # alike) go to the larger raw statistic, a channel's share of the row's for PCA
+    order = np.lexsort((-scores.raw, -scores.score, row_of))
     first = order[np.r_[True, row_of[order][1:] != row_of[order][:-1]]]
     best[row_of[first]] = first
     has = best >= 0
