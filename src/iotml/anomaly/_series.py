@@ -38,6 +38,7 @@ class SeriesIndex:
     def __init__(self, keys: Iterable[tuple[str, str]] = ()) -> None:
         self._slot: dict[str, int] = {}
         self.keys: list[tuple[str, str]] = []
+        self._known: pa.Array | None = None  # the joined keys in slot order, for index_in
         for device, metric in keys:
             self._add(device + _SEP + metric)
 
@@ -45,6 +46,7 @@ class SeriesIndex:
         return len(self.keys)
 
     def _add(self, joined: str) -> int:
+        self._known = None
         slot = self._slot[joined] = len(self.keys)
         device, _, metric = joined.partition(_SEP)
         self.keys.append((device, metric))
@@ -55,6 +57,13 @@ class SeriesIndex:
     ) -> npt.NDArray[np.int64]:
         """Each reading's slot; series not seen before get new slots."""
         joined = pc.binary_join_element_wise(_strings(device_id), _strings(metric), _SEP)
+        if self.keys:  # the usual case, all series known: one hash lookup per reading in C
+            if self._known is None:
+                self._known = pa.array(list(self._slot), pa.string())
+            found = pc.index_in(joined, value_set=self._known)
+            if found.null_count == 0:
+                known: npt.NDArray[np.int64] = found.to_numpy().astype(np.int64, copy=False)
+                return known
         encoded = (
             pc.dictionary_encode(joined).combine_chunks()
             if isinstance(joined, pa.ChunkedArray)
