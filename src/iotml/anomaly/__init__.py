@@ -11,9 +11,14 @@ from iotml.anomaly.base import (
     p_to_score,
     z_to_score,
 )
+from iotml.anomaly.changepoint import PageHinkley
 from iotml.anomaly.combined import Combined
+from iotml.anomaly.liveness import Gap, Silence, Stuck
+from iotml.anomaly.pca import PCAContributions, PCADetector
+from iotml.anomaly.quality import OutOfRange, RateOfChange
 from iotml.anomaly.registry import DETECTORS, make_detector
 from iotml.anomaly.rows import RowScores, classification, score_rows
+from iotml.anomaly.seasonal import SeasonalBaseline
 from iotml.anomaly.univariate import EWMA, RobustBaseline
 
 __all__ = [
@@ -23,10 +28,19 @@ __all__ = [
     "AlertRule",
     "Combined",
     "Detector",
+    "Gap",
+    "OutOfRange",
+    "PCAContributions",
+    "PCADetector",
+    "PageHinkley",
+    "RateOfChange",
     "RobustBaseline",
     "RowScores",
     "Scores",
+    "SeasonalBaseline",
     "SeriesDetector",
+    "Silence",
+    "Stuck",
     "classification",
     "make_detector",
     "p_to_score",

@@ -45,6 +45,7 @@ __all__ = [
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -142,15 +143,28 @@ class SeriesDetector:
     update those arrays; ``dt_s`` is the time since each series' previous reading (NaN for
     its first) — and ``_p(raw)``, the tail probability of a statistic. Their ``__init__``
     keeps its arguments in ``self.params`` (saved with the state).
+
+    A field named in ``widths`` (``{field: k}``, given to ``__init__``) is 2-D, shape
+    ``(series, k)``, for state with several values per series (a seasonal profile's
+    bins); it is saved and restored like the others. During ``_step``, ``self._ts_us``
+    holds the timestamps (µs) of the readings being stepped, aligned with ``slots``.
     """
 
     name: ClassVar[str] = "series"
     fields: ClassVar[dict[str, float]] = {}
 
-    def __init__(self, *, warmup: int = 30) -> None:
+    def __init__(self, *, warmup: int = 30, widths: Mapping[str, int] | None = None) -> None:
         if warmup < 1:
             raise ConfigError(f"warmup must be at least 1 reading, got {warmup!r}")
+        self.widths: dict[str, int] = dict(widths or {})
+        for field, k in self.widths.items():
+            if field not in self.fields or not isinstance(k, int) or k < 1:
+                raise ConfigError(
+                    f"widths[{field!r}] = {k!r}: must name one of {sorted(self.fields)!r} "
+                    "with a positive integer width"
+                )
         self.warmup = warmup
+        self._ts_us: I64 = np.zeros(0, dtype=np.int64)
         self.params: dict[str, Any] = {"warmup": warmup}
         self.index = SeriesIndex()
         self.a: dict[str, F64] = {}
@@ -165,8 +179,9 @@ class SeriesDetector:
             return
         cap = max(n, 2 * have, 64)
         for name, init in self.fields.items():
-            old = self.a.get(name, np.zeros(0))
-            self.a[name] = np.concatenate([old, np.full(cap - old.size, init)])
+            tail = (self.widths[name],) if name in self.widths else ()
+            old = self.a.get(name, np.zeros((0, *tail)))
+            self.a[name] = np.concatenate([old, np.full((cap - len(old), *tail), init)])
         self.count = np.concatenate([self.count, np.zeros(cap - have, dtype=np.int64)])
         self.last_us = np.concatenate([self.last_us, np.zeros(cap - have, dtype=np.int64)])
 
@@ -185,6 +200,7 @@ class SeriesDetector:
             s = slots[rows]
             seen = self.count[s] > 0
             dt = np.where(seen, (ts[rows] - self.last_us[s]) / 1e6, np.nan)
+            self._ts_us = ts[rows]
             r = np.asarray(self._step(s, x[rows], dt), dtype=np.float64)
             ok = self.count[s] >= self.warmup
             raw[rows] = r
@@ -207,7 +223,7 @@ class SeriesDetector:
 
     def nbytes_per_series(self) -> int:
         """State held per series (the arrays; the key strings come on top)."""
-        return 8 * (len(self.fields) + 2)
+        return 8 * (sum(self.widths.get(k, 1) for k in self.fields) + 2)
 
     # -- state --------------------------------------------------------------------------
     def state(self) -> bytes:
