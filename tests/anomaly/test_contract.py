@@ -84,7 +84,6 @@ def test_scores_are_calibrated_and_aligned(make: Factory) -> None:
     assert ((s.score >= 0) & (s.score <= 1)).all()
     assert (s.score[~s.ready] == 0).all()  # quiet while warming up
     assert s.ready.any()
-    assert not s.ready.all()
     assert set(s.source) <= {det.name} | set(getattr(det, "parts", ()))
 
 

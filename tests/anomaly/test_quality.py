@@ -40,15 +40,16 @@ def test_out_of_range_per_metric_in_range_widths() -> None:
     b = Batch.concat(
         [
             one([20.0, 125.0, 150.0, -205.0], [0, 1, 2, 3], metric="temp"),
+            one([300.0], [0], device="new", metric="temp"),  # a first reading is judged too
             one([50.0, 0.0, 101.0, 150.0], [0, 1, 2, 3], metric="hum"),
             one([1e9, -1e9, 1e9, 1e9], [0, 1, 2, 3], metric="rpm"),  # no range: never scored
         ]
     )
     s = det.update(b)
-    assert s.raw.tolist() == [0.0, 0.0, 25 / 165, 1.0, 0.0, 0.0, 0.01, 0.5, 0, 0, 0, 0]
-    # bounds are inclusive; outside scores 1 (a hard rule), after the one-reading warm-up
-    assert s.score.tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]
-    assert s.ready.tolist() == [False, True, True, True] * 3
+    assert s.raw.tolist() == [0.0, 0.0, 25 / 165, 1.0, 175 / 165, 0.0, 0.0, 0.01, 0.5, 0, 0, 0, 0]
+    # bounds are inclusive; outside scores 1 (a hard rule), with no warm-up
+    assert s.score.tolist() == [0, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert s.ready.all()
 
 
 def test_out_of_range_one_sided_and_new_series_later() -> None:

@@ -154,8 +154,8 @@ class SeriesDetector:
     fields: ClassVar[dict[str, float]] = {}
 
     def __init__(self, *, warmup: int = 30, widths: Mapping[str, int] | None = None) -> None:
-        if warmup < 1:
-            raise ConfigError(f"warmup must be at least 1 reading, got {warmup!r}")
+        if warmup < 0:
+            raise ConfigError(f"warmup must be 0 or more readings, got {warmup!r}")
         self.widths: dict[str, int] = dict(widths or {})
         for field, k in self.widths.items():
             if field not in self.fields or not isinstance(k, int) or k < 1:

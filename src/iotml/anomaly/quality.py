@@ -110,14 +110,14 @@ class OutOfRange(SeriesDetector):
     bound may be infinite (a one-sided range). The statistic is how far outside the
     reading is, in range widths (a one-sided range: in units of ``max(|bound|, 1)``), 0
     inside. ``p`` is 10⁻¹² outside (score 1) and 1 inside: there is nothing to learn, so
-    no warm-up beyond the base's minimum of one reading (a series' very first reading is
-    not scored). Readings of metrics without a range score 0.
+    no warm-up (a series' very first reading is judged too). Readings of metrics without a
+    range score 0.
     """
 
     name = "out-of-range"
     fields: ClassVar[dict[str, float]] = {}
 
-    def __init__(self, ranges: Mapping[str, tuple[float, float]], *, warmup: int = 1) -> None:
+    def __init__(self, ranges: Mapping[str, tuple[float, float]], *, warmup: int = 0) -> None:
         super().__init__(warmup=warmup)
         checked = _checked_ranges(ranges)
         self.params |= {"ranges": checked}
