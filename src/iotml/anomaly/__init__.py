@@ -16,7 +16,7 @@ from iotml.anomaly.combined import Combined
 from iotml.anomaly.liveness import Gap, Silence, Stuck
 from iotml.anomaly.pca import PCAContributions, PCADetector
 from iotml.anomaly.quality import OutOfRange, RateOfChange
-from iotml.anomaly.registry import DETECTORS, make_detector
+from iotml.anomaly.registry import DETECTORS, default_detector, make_detector
 from iotml.anomaly.rows import RowScores, classification, score_rows
 from iotml.anomaly.seasonal import SeasonalBaseline
 from iotml.anomaly.univariate import EWMA, RobustBaseline
@@ -42,6 +42,7 @@ __all__ = [
     "Silence",
     "Stuck",
     "classification",
+    "default_detector",
     "make_detector",
     "p_to_score",
     "score_rows",

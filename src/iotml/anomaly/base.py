@@ -188,15 +188,20 @@ class SeriesDetector:
     # -- the contract ---------------------------------------------------------------------
     def update(self, batch: Batch) -> Scores:
         """Score every reading with the state before it, then learn from it."""
+        if not len(batch):
+            return self.scored(batch, np.zeros(0, np.int64), [])
+        slots = self.index.slots(batch.device_id, batch.metric)
+        return self.scored(batch, slots, rounds(slots, batch.ts_us))
+
+    def scored(self, batch: Batch, slots: I64, order: list[I64]) -> Scores:
+        """:meth:`update` with the slots and rounds already known (``Combined`` shares them
+        between detectors that share one :class:`SeriesIndex`)."""
         n = len(batch)
         raw, score = np.zeros(n), np.zeros(n)
         ready = np.zeros(n, dtype=bool)
-        if n == 0:
-            return Scores.of(self.name, score, raw, ready)
-        slots = self.index.slots(batch.device_id, batch.metric)
         self._grow(len(self.index))
         x, ts = batch.values, batch.ts_us
-        for rows in rounds(slots, ts):
+        for rows in order:
             s = slots[rows]
             seen = self.count[s] > 0
             dt = np.where(seen, (ts[rows] - self.last_us[s]) / 1e6, np.nan)

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from iotml.anomaly.base import Detector, Scores
+from iotml.anomaly._series import rounds
+from iotml.anomaly.base import Detector, Scores, SeriesDetector
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch
 
@@ -41,10 +42,28 @@ class Combined:
             raise ConfigError(f"Combined needs detectors with distinct names, got {names!r}")
         self.detectors = list(detectors)
         self.parts = tuple(names)
+        self._series = [d for d in self.detectors if isinstance(d, SeriesDetector)]
+        self._share_index()
+
+    def _share_index(self) -> None:
+        """Per-series parts that have seen the same data share one index, so a batch's
+        slots and rounds are worked out once for all of them."""
+        if self._series and all(d.index.keys == self._series[0].index.keys for d in self._series):
+            for d in self._series[1:]:
+                d.index = self._series[0].index
 
     def update(self, batch: Batch) -> Scores:
         """Each detector scores the batch; each reading keeps its highest score."""
-        results = [d.update(batch) for d in self.detectors]
+        shared = len({id(d.index) for d in self._series}) == 1
+        if shared and len(batch):
+            slots = self._series[0].index.slots(batch.device_id, batch.metric)
+            order = rounds(slots, batch.ts_us)
+            results = [
+                d.scored(batch, slots, order) if isinstance(d, SeriesDetector) else d.update(batch)
+                for d in self.detectors
+            ]
+        else:
+            results = [d.update(batch) for d in self.detectors]
         scores = np.vstack([r.score for r in results])
         best = np.argmax(scores, axis=0)
         cols = np.arange(len(batch))
@@ -75,3 +94,4 @@ class Combined:
             raise ConfigError(f"saved state is for detectors {names!r}, not {self.parts!r}")
         for detector, blob in zip(self.detectors, blobs, strict=True):
             detector.load_state(blob)
+        self._share_index()
