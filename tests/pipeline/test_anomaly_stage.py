@@ -76,3 +76,23 @@ def test_in_the_pipeline_events_are_stored_and_the_state_saved_at_close() -> Non
     kinds = [e["kind"] for e in store.events().to_pylist()]
     assert kinds == ["anomaly-start", "anomaly-end"]
     assert store.load_state("anomaly/combined") is not None
+
+
+def test_a_sensor_that_goes_silent_is_reported_on_the_clock_and_cleared_when_it_returns() -> None:
+    from iotml.anomaly import default_detector
+
+    stage = AnomalyStage(default_detector(warmup=20))
+    n = 200
+    rng = np.random.default_rng(2)
+    ts = T0 + np.arange(n) * 10**6
+    stage.process(Batch.from_arrays(["m-1"] * n, ["flow"] * n, ts, rng.normal(5, 0.1, n)), T0)
+    last = int(ts[-1])
+    assert len(stage.tick(last + 2 * 10**6)) == 0  # two seconds late: not yet
+    (silent,) = stage.tick(last + 60 * 10**6).to_pylist()
+    assert silent["kind"] == "anomaly-start"
+    assert silent["message"].startswith("flow: no data for 60 s (gap, score")
+    assert silent["detail"]["silent_s"] == 60.0
+    assert len(stage.tick(last + 61 * 10**6)) == 0  # reported once per silence
+    back = T0 + np.arange(n + 60, n + 63) * 10**6
+    events = stage.process(Batch.from_arrays(["m-1"] * 3, ["flow"] * 3, back, [5.0] * 3), T0)
+    assert [e["kind"] for e in events.to_pylist()] == ["anomaly-end"]

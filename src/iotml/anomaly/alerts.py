@@ -26,6 +26,7 @@ __all__ = ["AlertRule"]
 
 import io
 import json
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -102,6 +103,45 @@ class AlertRule:
             ends.append((rows[mask], duration[mask], peak[mask]))
             inside[rows] = self._s["active"][slots[rows]]
         return self._events(batch, score, source, starts, ends), inside
+
+    def open(
+        self,
+        keys: Sequence[tuple[str, str]],
+        now_us: int,
+        score: F64,
+        source: str,
+        silent_s: F64,
+    ) -> Events:
+        """Start anomalies for series that went silent (no reading to score, see
+        :meth:`iotml.anomaly.Gap.silent`); the next reading that scores below ``off`` ends
+        them. Series already in an anomaly, or cooling down, are left alone."""
+        if not keys:
+            return Events.empty()
+        slots = self.index.slots([k[0] for k in keys], [k[1] for k in keys])
+        self._grow(len(self.index))
+        st = self._s
+        last_end = st["last_end"][slots]
+        cooled = (last_end == _NONE) | (now_us - last_end >= self.cooldown_us)
+        start = ~st["active"][slots] & cooled & (score >= self.on)
+        st["active"][slots] |= start
+        st["start"][slots] = np.where(start, now_us, st["start"][slots])
+        st["peak"][slots] = np.where(start, score, st["peak"][slots])
+        st["above_since"][slots] = np.where(start, _NONE, st["above_since"][slots])
+        records = []
+        for i in np.flatnonzero(start).tolist():
+            (device, metric), value, quiet = keys[i], float(score[i]), float(silent_s[i])
+            detail = {
+                "metric": metric,
+                "detector": source,
+                "silent_s": round(float(silent_s[i]), 3),
+            }
+            records.append({
+                "ts": now_us, "device_id": device, "kind": "anomaly-start", "score": value,
+                "severity": "critical" if value >= self.critical_at else "warning",
+                "model": self.model, "detail": orjson.dumps(detail).decode(),
+                "message": f"{metric}: no data for {quiet:.0f} s ({source}, score {value:.2f})",
+            })  # fmt: skip
+        return Events.from_records(records) if records else Events.empty()
 
     def _round(
         self, s: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], score: F64

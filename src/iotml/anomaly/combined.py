@@ -27,6 +27,7 @@ import numpy as np
 
 from iotml.anomaly._series import rounds
 from iotml.anomaly.base import Detector, Scores, SeriesDetector
+from iotml.anomaly.liveness import Gap, Silence
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch
 
@@ -73,6 +74,15 @@ class Combined:
             np.logical_or.reduce([r.ready for r in results]),
             np.asarray(self.parts, dtype=object)[best],
         )
+
+    def silent(self, now_us: int, min_score: float = 0.0) -> Silence:
+        """Series silent at ``now_us`` according to the parts that can tell (``Gap``)."""
+        found = [d.silent(now_us, min_score) for d in self.detectors if isinstance(d, Gap)]
+        if not found:
+            return Silence([], np.zeros(0), np.zeros(0))
+        keys = [k for f in found for k in f.keys]
+        return Silence(keys, np.concatenate([f.gap_s for f in found]),
+                       np.concatenate([f.score for f in found]))  # fmt: skip
 
     def state(self) -> bytes:
         """Every detector's state, in one ``.npz``."""

@@ -63,11 +63,11 @@ class AnomalyStage:
 
     def tick(self, now: int) -> Events:
         """Series that have gone silent (when the detector can tell), as alerts."""
-        silent = getattr(self.detector, "silent_events", None)
+        silent = getattr(self.detector, "silent", None)
         if not callable(silent):
             return Events.empty()
-        events: Events = silent(now)
-        return events
+        found = silent(now, self.rule.on)
+        return self.rule.open(found.keys, now, found.score, "gap", found.gap_s)
 
     def close(self) -> None:
         """Save the state one last time (the pipeline calls this when it closes)."""
