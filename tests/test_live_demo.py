@@ -32,7 +32,13 @@ def test_live_run_stores_both_paths_and_its_alerts_match_the_ground_truth(tmp_pa
     assert len(hits) == len([r for r in truth if r.type in ("failure", "anomaly")])
     failures = [h for h in hits if h.record.type == "failure"]
     assert failures, "at 6000x every machine fails within 6 simulated hours"
-    assert any(h.caught for h in failures), "the rules warn of a machine wearing out"
+    assert any(h.caught for h in failures), "the alerts warn of a machine wearing out"
+    starts = [e for e in events.to_pylist() if e["kind"] == "anomaly-start"]
+    assert starts, "the anomaly stage raised alerts"
+    for e in starts:  # each names the metric responsible, one its device really has
+        kind = run.fleet.kind_of(e["device_id"])
+        assert e["detail"]["metric"] in kind.metrics
+        assert e["message"].startswith(e["detail"]["metric"] + ":")
 
 
 def test_demo_command_runs_live_and_reports(tmp_path: Path) -> None:

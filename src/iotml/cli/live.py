@@ -2,9 +2,9 @@
 
 Machines and thermostats publish over MQTT to the embedded broker; meters post over
 HTTP with their own bearer tokens — the two paths a real fleet uses. A rules stage
-watches every series (out-of-range per metric, silent series), events go to the store and
-the alert topic, and at the end the events are scored against the simulation's ground
-truth (:mod:`iotml.sim.score`).
+checks ranges per metric and the default anomaly detector watches every series (spikes,
+drift, stuck and silent sensors), events go to the store and the alert topic, and at the
+end the events are scored against the simulation's ground truth (:mod:`iotml.sim.score`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
+from iotml.anomaly import AlertRule, default_detector
 from iotml.api.service import ServeConfig, Service
 from iotml.devices import issue_token
-from iotml.pipeline import PipelineMetrics, RulesStage
+from iotml.pipeline import AnomalyStage, PipelineMetrics, RulesStage
 from iotml.sim import Fleet, FleetSpec, HttpSink, MqttSink, SimStats, simulate
 from iotml.store import Store
 from iotml.types import Events
@@ -95,7 +95,7 @@ async def run_live(
     spec: FleetSpec,
     *,
     duration_s: float,
-    interval_s: float = 1.0,
+    interval_s: float = 0.5,
     truth_path: Path | None = None,
     on_start: Callable[[LiveRun], None] = lambda run: None,
     stop_early: asyncio.Event | None = None,
@@ -109,8 +109,13 @@ async def run_live(
     meters = {d for d in fleet.devices if fleet.kind_of(d).name == "meter"}
     tokens = {d: issue_token(store, d, replace=True) for d in sorted(meters)}
     config = ServeConfig(http_port=_free_port(), mqtt_port=_free_port())
-    stage = RulesStage(ranges=DEMO_RANGES, stale_after=timedelta(seconds=4 * interval_s))
-    service = Service(store, config, stages=[stage], on_events=[run.on_events])
+    rules = RulesStage(ranges=DEMO_RANGES)
+    # Every series watched by the default detector; a short warm-up, since the demo is short.
+    anomaly = AnomalyStage(
+        default_detector(warmup=20), AlertRule(cooldown_s=5.0), store=store,
+        ignore=("setpoint", "valve"),  # commands, not measurements: they change on purpose
+    )  # fmt: skip
+    service = Service(store, config, stages=[rules, anomaly], on_events=[run.on_events])
     stop, ready = asyncio.Event(), asyncio.Event()
     serving = asyncio.create_task(service.run(stop, ready))
     await asyncio.wait([serving, asyncio.create_task(ready.wait())], return_when="FIRST_COMPLETED")

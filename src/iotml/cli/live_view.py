@@ -15,7 +15,8 @@ from rich.table import Table
 
 from iotml.cli.live import LiveRun
 from iotml.sim.score import TruthHit, event_rows, score_truth
-from iotml.sim.truth import iso_us
+from iotml.sim.truth import TruthRecord, iso_us
+from iotml.types import Events
 
 
 def _kinds(run: LiveRun) -> str:
@@ -60,7 +61,7 @@ def live_panel(run: LiveRun) -> RenderableType:
 
 def _truth_table(hits: list[TruthHit]) -> Table:
     table = Table(
-        title="injected by the simulation, and what the rules caught", header_style="bold"
+        title="injected by the simulation, and what the alerts caught", header_style="bold"
     )
     for name in ("what", "injected", "caught", "first caught / warning before failure"):
         table.add_column(name)
@@ -78,6 +79,22 @@ def _truth_table(hits: list[TruthHit]) -> Table:
             note = iso_us(min(h.first_us for h in caught if h.first_us))[11:19] if caught else "—"
         table.add_row(kind, str(len(group)), str(len(caught)), note)
     return table
+
+
+def _unexplained(events: Events, truth: list[TruthRecord], slack_us: int = 5_000_000) -> int:
+    """Alerts (starts) that fall in no injected fault of their device: false alarms, or
+    normal behaviour the detectors find surprising."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for r in truth:
+        if r.type in ("anomaly", "degradation", "failure"):
+            spans.setdefault(r.device_id, []).append((r.start_us, r.end_us + slack_us))
+    kinds = events.table.column("kind").to_pylist()
+    count = 0
+    for kind, e in zip(kinds, event_rows(events), strict=True):
+        if kind in ("anomaly-start", "out-of-range"):
+            inside = any(lo <= e["ts_us"] < hi for lo, hi in spans.get(e["device_id"], []))
+            count += not inside
+    return count
 
 
 def summary_tables(run: LiveRun, dead_letters: int) -> list[RenderableType]:
@@ -107,4 +124,7 @@ def summary_tables(run: LiveRun, dead_letters: int) -> list[RenderableType]:
     alerts.add_column("count", justify="right")
     for kind, n in kinds.most_common():
         alerts.add_row(kind, f"{n:,}")
-    return [ingest, reasons, alerts, _truth_table(hits)]
+    table = _truth_table(hits)
+    unexplained = _unexplained(events, list(run.fleet.truth))
+    table.add_row("[dim]alerts in no injected fault[/]", "—", str(unexplained), "")
+    return [ingest, reasons, alerts, table]

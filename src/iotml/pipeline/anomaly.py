@@ -4,7 +4,8 @@
 scores into ``anomaly-start`` / ``anomaly-end`` events with an
 :class:`~iotml.anomaly.AlertRule`, and — when given a store — keeps what it learned
 there: restored when the stage is built, saved every ``save_every_s`` and when the
-pipeline closes, so a restart does not forget the baselines. A detector with a
+pipeline closes, so a restart does not forget the baselines. Metrics in ``ignore``
+(actuator commands, setpoints: signals that change on purpose) are not scored. A detector with a
 ``silent(now_us)`` method (the gap detector) is also asked, on the pipeline's clock tick,
 which series have gone quiet, since a dead sensor sends nothing to score.
 """
@@ -16,9 +17,11 @@ __all__ = ["AnomalyStage"]
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotml.anomaly import AlertRule, Detector
 from iotml.errors import ConfigError, InvalidData
@@ -41,9 +44,11 @@ class AnomalyStage:
         store: Store | None = None,
         state_key: str | None = None,
         save_every_s: float = 60.0,
+        ignore: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.detector = detector
+        self.ignore = pa.array(sorted(ignore), pa.string())
         self.rule = rule or AlertRule(model=f"iotml.anomaly.{detector.name}@1")
         self.store = store
         self.state_key = state_key or f"anomaly/{detector.name}"
@@ -55,6 +60,8 @@ class AnomalyStage:
 
     def process(self, batch: Batch, now: int) -> Events:
         """Score ``batch``, apply the alert rule, save the state when it is due."""
+        if len(self.ignore):
+            batch = batch.filter(pc.invert(pc.is_in(batch.metric, value_set=self.ignore)))
         scores = self.detector.update(batch)
         events, _ = self.rule.apply(batch, scores.score, scores.source)
         if self.store is not None and self.clock() - self._saved >= self.save_every_s:
