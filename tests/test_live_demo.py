@@ -19,7 +19,7 @@ def test_live_run_stores_both_paths_and_its_alerts_match_the_ground_truth(tmp_pa
     store = MemoryStore()
     spec = FleetSpec(machines=3, meters=2, thermostats=2, degrading_share=1.0, speedup=6000.0)
     truth_path = tmp_path / "truth.jsonl"
-    run = asyncio.run(run_live(store, spec, duration_s=4.0, interval_s=0.25, truth_path=truth_path))
+    run = asyncio.run(run_live(store, spec, duration_s=6.0, interval_s=0.1, truth_path=truth_path))
     stored = store.query()
     assert run.metrics.stored == len(stored) == run.sim.readings
     kinds = {d.split("-")[0] for d in pc.unique(stored.device_id).to_pylist()}
