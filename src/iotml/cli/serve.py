@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from iotml.anomaly import AlertRule, make_detector
 from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
 from iotml.errors import ConfigError
-from iotml.pipeline import PipelineMetrics, RulesStage
+from iotml.pipeline import AnomalyStage, PipelineMetrics, RulesStage, Stage
 from iotml.store import DuckDBStore, ServerInfo, Store
 
 if TYPE_CHECKING:
@@ -113,6 +114,24 @@ def serve_cmd(
     stale_after: Annotated[
         str | None, typer.Option(help="Report a series silent for this long (e.g. 10m).")
     ] = None,
+    detector: Annotated[
+        str, typer.Option(help="Anomaly detector for every series ('none' to turn it off).")
+    ] = "default",
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Readings a series needs before it can alert.")
+    ] = 30,
+    ignore_metric: Annotated[
+        list[str] | None,
+        typer.Option(help="A metric the detector leaves alone, e.g. a setpoint (repeatable)."),
+    ] = None,
+    alert_on: Annotated[float, typer.Option(help="Anomaly score that starts an alert.")] = 0.5,
+    alert_off: Annotated[float, typer.Option(help="…and below which it ends.")] = 0.3,
+    alert_min_duration: Annotated[
+        float, typer.Option(help="Seconds the score must stay high first.")
+    ] = 0.0,
+    alert_cooldown: Annotated[
+        float, typer.Option(help="Seconds between alerts of one series.")
+    ] = 60.0,
     batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 5_000,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
         0.1
@@ -144,10 +163,15 @@ def serve_cmd(
         admin_token=secrets.token_urlsafe(32),
     )
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
-    stage = RulesStage(ranges=parse_ranges(range_ or []), stale_after=stale)
+    stages: list[Stage] = [RulesStage(ranges=parse_ranges(range_ or []), stale_after=stale)]
+    rule = AlertRule(on=alert_on, off=alert_off, min_duration_s=alert_min_duration,
+                     cooldown_s=alert_cooldown, model=f"iotml.anomaly.{detector}@1")  # fmt: skip
     _logging()
     store = open_cli_store(ctx, via_server=False)
-    service = Service(store, config, stages=[stage])
+    if detector != "none":
+        found = make_detector(detector, warmup=warmup)
+        stages.append(AnomalyStage(found, rule, store=store, ignore=ignore_metric or ()))
+    service = Service(store, config, stages=stages)
     try:
         asyncio.run(_run(service, cli_settings(ctx).home, _held_file(store)))
     finally:
