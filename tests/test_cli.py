@@ -236,3 +236,27 @@ def test_devices_revoke_disables_the_token(tmp_path: Path) -> None:
     _, out = _run("devices", "add", "press-4", "--replace")
     with open_store() as store:
         assert TokenBook(store).device_for(out.strip().splitlines()[-1]) == "press-4"
+
+
+def test_events_lists_alerts_newest_last_with_filters(tmp_path: Path) -> None:
+    from iotml.store import open_store
+    from iotml.types import Events
+
+    home = tmp_path / "h"
+    rows = [
+        {"ts": 1_767_225_600_000_000 + i * 10**6, "device_id": f"pump-{i % 2}",
+         "kind": "anomaly-start" if i % 3 else "out-of-range", "score": 0.9,
+         "severity": "warning", "model": "m@1", "message": f"alert {i}", "detail": "{}"}
+        for i in range(6)
+    ]  # fmt: skip
+    with open_store(home / "iotml.duckdb") as store:
+        store.write_events(Events.from_records(rows))
+    code, out = _run("--home", str(home), "events", "-d", "pump-1", "-o", "json")
+    assert code == 0, out
+    assert [r["message"] for r in _json_lines(out)] == ["alert 1", "alert 3", "alert 5"]
+    code, out = _run("--home", str(home), "events", "--kind", "out-of-range", "--limit", "1")
+    assert code == 0, out
+    assert "alert 3" in out
+    assert "alert 0" not in out
+    code, out = _run("--home", str(tmp_path / "empty"), "events")
+    assert "no events" in out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["deadletters_cmd", "devices_add_cmd", "devices_cmd", "devices_revoke_cmd"]
+__all__ = ["deadletters_cmd", "devices_add_cmd", "devices_cmd", "devices_revoke_cmd", "events_cmd"]
 
 import base64
 from typing import Annotated, Any
@@ -11,7 +11,7 @@ import pyarrow as pa
 import typer
 from rich.markup import escape
 
-from iotml.cli.common import app, command, console, fail, guard, open_cli_store
+from iotml.cli.common import app, command, console, fail, guard, open_cli_store, parse_time
 from iotml.cli.data import Output
 from iotml.cli.render import emit
 from iotml.devices import issue_token
@@ -148,3 +148,32 @@ def deadletters_cmd(
         return
     shown = table.select(["id", "received", "source", "record_index", "reason", "payload"])
     emit(shown, "table", title=f"dead letters: {total:,} in all, newest {shown.num_rows} shown")
+
+
+@command("events")
+def events_cmd(
+    ctx: typer.Context,
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="Only this device.", show_default=False)
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only this kind (anomaly-start, out-of-range, ...).", show_default=False),
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option(help="From (ISO-8601, UTC when no offset).", show_default=False)
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="Until, exclusive.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show the newest N.")] = 50,
+    output: Annotated[Output, typer.Option("--output", "-o", help="Output format.")] = Output.table,
+) -> None:
+    """Show alerts and other events, newest last (what `iotml serve` raised)."""
+    lo, hi = parse_time(start, "--start"), parse_time(end, "--end")
+    with open_cli_store(ctx) as store:
+        table = store.events(device, kind, lo, hi, limit=limit).table
+    if table.num_rows == 0 and output is Output.table:
+        console.print("no events")
+        return
+    if output is Output.table:
+        table = table.select(["ts", "device_id", "kind", "message"])
+    emit(table, output.value, title=f"events: newest {table.num_rows}")
