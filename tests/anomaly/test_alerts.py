@@ -75,3 +75,12 @@ def test_bad_thresholds_are_refused() -> None:
     with pytest.raises(ConfigError, match="0 < off <= on <= 1"):
         AlertRule(on=0.3, off=0.5)
     assert orjson.loads(b"{}") == {}
+
+
+def test_an_anomaly_ends_only_after_the_quiet_time() -> None:
+    scores = [0.1, 0.9, 0.2, 0.8, 0.2, 0.1, 0.1, 0.1, 0.6, 0.1]
+    rule = AlertRule(on=0.5, off=0.3, min_quiet_s=2.0)
+    events, inside = _apply(rule, _batch(scores), scores)
+    assert inside == [False, True, True, True, True, True, False, False, True, True]
+    kinds = [(r["kind"], r["ts"].timestamp()) for r in events.to_pylist()]
+    assert kinds == [("anomaly-start", 1.0), ("anomaly-end", 6.0), ("anomaly-start", 8.0)]

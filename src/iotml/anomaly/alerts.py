@@ -2,8 +2,10 @@
 
 Per series, an **anomaly starts** when its score has stayed at or above ``on`` for at
 least ``min_duration_s`` (a single reading when 0) and the series' last anomaly ended at
-least ``cooldown_s`` earlier; it **ends** at the first reading scoring below ``off``
-(``off`` ≤ ``on``, so a score hovering at the threshold does not flap). Each start and end
+least ``cooldown_s`` earlier; it **ends** once its scores have stayed below ``off`` for
+``min_quiet_s`` (at the first such reading when 0) — ``off`` ≤ ``on``, so a score hovering
+at the threshold does not flap, and a quiet time keeps one anomaly whose scores dip from
+splitting into several. Each start and end
 is an event (kinds ``anomaly-start`` and ``anomaly-end``) with the score, a severity, the
 metric and the detector responsible; the end carries the episode's duration and peak.
 
@@ -54,23 +56,26 @@ class AlertRule:
         on: float = 0.5,
         off: float = 0.3,
         min_duration_s: float = 0.0,
+        min_quiet_s: float = 0.0,
         cooldown_s: float = 0.0,
         critical_at: float = 0.8,
         model: str = "iotml.anomaly@1",
     ) -> None:
         if not 0.0 < off <= on <= 1.0:
             raise ConfigError(f"thresholds need 0 < off <= on <= 1, got on={on!r}, off={off!r}")
-        if min_duration_s < 0 or cooldown_s < 0:
-            raise ConfigError("min_duration_s and cooldown_s must not be negative")
+        if min(min_duration_s, min_quiet_s, cooldown_s) < 0:
+            raise ConfigError("min_duration_s, min_quiet_s and cooldown_s must not be negative")
         self.on, self.off = on, off
         self.min_us, self.cooldown_us = int(min_duration_s * 1e6), int(cooldown_s * 1e6)
+        self.quiet_us = int(min_quiet_s * 1e6)
         self.critical_at, self.model = critical_at, model
         self.index = SeriesIndex()
         self._s: dict[str, npt.NDArray[Any]] = {}
         self._grow(0)
 
     _FIELDS: ClassVar[dict[str, Any]] = {
-        "active": False, "above_since": _NONE, "start": _NONE, "last_end": _NONE, "peak": 0.0,
+        "active": False, "above_since": _NONE, "below_since": _NONE, "start": _NONE,
+        "last_end": _NONE, "peak": 0.0,
     }  # fmt: skip
 
     def _grow(self, n: int) -> None:
@@ -152,7 +157,10 @@ class AlertRule:
         above = np.where(high & (above == _NONE), ts, np.where(high, above, _NONE))
         cooled = (st["last_end"][s] == _NONE) | (ts - st["last_end"][s] >= self.cooldown_us)
         start = ~active & high & (ts - above >= self.min_us) & cooled
-        end = active & (score < self.off)
+        low = score < self.off
+        below = st["below_since"][s]
+        below = np.where(active & low & (below == _NONE), ts, np.where(active & low, below, _NONE))
+        end = active & low & (ts - below >= self.quiet_us)
         duration = np.where(end, ts - st["start"][s], 0)
         peak = np.where(end, np.maximum(st["peak"][s], score), 0.0)
         st["active"][s] = (active | start) & ~end
@@ -162,6 +170,7 @@ class AlertRule:
         )
         st["last_end"][s] = np.where(end, ts, st["last_end"][s])
         st["above_since"][s] = np.where(start | end, _NONE, above)
+        st["below_since"][s] = np.where(start | end, _NONE, below)
         return start, (end, duration, peak)
 
     def _events(

@@ -90,6 +90,9 @@ def detect_cmd(
     min_duration: Annotated[
         float, typer.Option(help="Seconds a score must stay high before an alert.")
     ] = 0.0,
+    min_quiet: Annotated[
+        float, typer.Option(help="Seconds a score must stay low before an alert ends.")
+    ] = 0.0,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Score every row (no look-ahead: a row's score depends only on it and earlier rows)."""
@@ -97,7 +100,10 @@ def detect_cmd(
     delimiter = sniff_delimiter(data[:65536])
     rows = read_timed_csv(data, delimiter=delimiter)
     columns = _columns(rows, label, ignore or [])
-    rule = AlertRule(on=on, off=off, min_duration_s=min_duration, model=f"{detector}@1")
+    rule = AlertRule(
+        on=on, off=off, min_duration_s=min_duration, min_quiet_s=min_quiet,
+        model=f"{detector}@1",
+    )  # fmt: skip
     out = score_rows(rows, columns, make_detector(detector, warmup=warmup), rule)
     _write(output, rows, out, delimiter)
     labels = None

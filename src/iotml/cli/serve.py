@@ -129,6 +129,9 @@ def serve_cmd(
     alert_min_duration: Annotated[
         float, typer.Option(help="Seconds the score must stay high first.")
     ] = 0.0,
+    alert_min_quiet: Annotated[
+        float, typer.Option(help="Seconds the score must stay low before an alert ends.")
+    ] = 0.0,
     alert_cooldown: Annotated[
         float, typer.Option(help="Seconds between alerts of one series.")
     ] = 60.0,
@@ -165,7 +168,8 @@ def serve_cmd(
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
     stages: list[Stage] = [RulesStage(ranges=parse_ranges(range_ or []), stale_after=stale)]
     rule = AlertRule(on=alert_on, off=alert_off, min_duration_s=alert_min_duration,
-                     cooldown_s=alert_cooldown, model=f"iotml.anomaly.{detector}@1")  # fmt: skip
+                     min_quiet_s=alert_min_quiet, cooldown_s=alert_cooldown,
+                     model=f"iotml.anomaly.{detector}@1")  # fmt: skip
     _logging()
     store = open_cli_store(ctx, via_server=False)
     if detector != "none":
