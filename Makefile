@@ -38,6 +38,7 @@ bench: $(VENV)/.dev  ## the performance benchmarks (minutes); results belong in 
 	$(BIN)/python benchmarks/bench_store.py --runs 3 --json benchmarks/results/store.json
 	$(BIN)/python benchmarks/bench_ingest.py throughput --runs 3 --breakdown --json benchmarks/results/ingest-throughput.json
 	$(BIN)/python benchmarks/bench_ingest.py latency --rate 5000 --per-message 100 --seconds 60 --json benchmarks/results/ingest-latency.json
+	OMP_NUM_THREADS=1 $(ONE_CORE) $(BIN)/python benchmarks/bench_anomaly_speed.py --repeats 5 --json benchmarks/results/anomaly-speed.json
 
 bench-soak: $(VENV)/.dev  ## live ingestion for 10 minutes at a steady rate: RSS growth (issue 3)
 	@mkdir -p benchmarks/results

@@ -13,10 +13,22 @@ from iotml.anomaly import (
     PageHinkley,
     PCADetector,
     RateOfChange,
+    RiverDetector,
     RobustBaseline,
     SeasonalBaseline,
     Stuck,
 )
+
+
+def _river_hst() -> Detector:
+    from river import anomaly, preprocessing  # the `river` extra, part of `dev`
+
+    return RiverDetector(
+        lambda: preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(window_size=50, seed=42),
+        model_warmup=50,
+        warmup=20,
+    )
+
 
 DETECTORS: list[tuple[str, Callable[[], Detector]]] = [
     ("ewma", lambda: EWMA(halflife=50, warmup=20)),
@@ -29,4 +41,5 @@ DETECTORS: list[tuple[str, Callable[[], Detector]]] = [
     ("stuck", lambda: Stuck(warmup=20)),
     ("gap", lambda: Gap(warmup=20)),
     ("rate", lambda: RateOfChange(warmup=20)),
+    ("river-hst", _river_hst),
 ]

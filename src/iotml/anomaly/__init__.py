@@ -17,6 +17,7 @@ from iotml.anomaly.liveness import Gap, Silence, Stuck
 from iotml.anomaly.pca import PCAContributions, PCADetector
 from iotml.anomaly.quality import OutOfRange, RateOfChange
 from iotml.anomaly.registry import DETECTORS, default_detector, make_detector
+from iotml.anomaly.river import RiverDetector
 from iotml.anomaly.rows import RowScores, classification, score_rows
 from iotml.anomaly.seasonal import SeasonalBaseline
 from iotml.anomaly.univariate import EWMA, RobustBaseline
@@ -34,6 +35,7 @@ __all__ = [
     "PCADetector",
     "PageHinkley",
     "RateOfChange",
+    "RiverDetector",
     "RobustBaseline",
     "RowScores",
     "Scores",
