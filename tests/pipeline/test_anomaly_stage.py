@@ -96,3 +96,27 @@ def test_a_sensor_that_goes_silent_is_reported_on_the_clock_and_cleared_when_it_
     back = T0 + np.arange(n + 60, n + 63) * 10**6
     events = stage.process(Batch.from_arrays(["m-1"] * 3, ["flow"] * 3, back, [5.0] * 3), T0)
     assert [e["kind"] for e in events.to_pylist()] == ["anomaly-end"]
+
+
+def test_sharing_slots_between_detector_and_rule_changes_nothing() -> None:
+    from iotml.anomaly import default_detector
+
+    rng = np.random.default_rng(5)
+    n, k = 300, 40
+    devices = np.repeat([f"d{i}" for i in range(k)], n).astype(object)
+    values = rng.normal(0, 1, n * k)
+    values[rng.integers(0, n * k, 30)] += 9
+    stamps = np.tile(T0 + np.arange(n) * 10**6, k)
+    order = np.argsort(stamps, kind="stable")
+    batch = Batch.from_arrays(devices[order], ["x"] * (n * k), stamps[order], values[order])
+    stage = AnomalyStage(default_detector(warmup=20))
+    detector, rule = default_detector(warmup=20), AlertRule(model=stage.rule.model)
+    for part in (batch.slice(0, 5000), batch.slice(5000, len(batch) - 5000)):
+        expected, _ = rule.apply(part, *_scored(detector, part))
+        assert stage.process(part, T0) == expected
+    assert stage.rule.index is stage.detector.index  # type: ignore[attr-defined]
+
+
+def _scored(detector: Combined, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    scores = detector.update(batch)
+    return scores.score, scores.source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from iotml.anomaly._series import SeriesIndex, rounds
 from iotml.anomaly.alerts import AlertRule
 from iotml.anomaly.base import (
     SCORE_DECADES,
@@ -41,12 +42,14 @@ __all__ = [
     "Scores",
     "SeasonalBaseline",
     "SeriesDetector",
+    "SeriesIndex",
     "Silence",
     "Stuck",
     "classification",
     "default_detector",
     "make_detector",
     "p_to_score",
+    "rounds",
     "score_rows",
     "z_to_score",
 ]

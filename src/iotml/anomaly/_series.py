@@ -13,8 +13,8 @@ processed with array operations; a micro-batch with one reading per series is on
 >>> idx = SeriesIndex()
 >>> idx.slots(["a", "b", "a"], ["t", "t", "t"]).tolist()
 [0, 1, 0]
->>> [r.tolist() for r in rounds(np.array([0, 1, 0]), np.array([5, 5, 9]))]
-[[0, 1], [2]]
+>>> [r.tolist() for r in rounds(np.array([0, 1, 0]), np.array([9, 5, 5]))]
+[[1, 2], [0]]
 """
 
 from __future__ import annotations
@@ -102,15 +102,19 @@ def _strings(values: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.Array:
 def rounds(
     slots: npt.NDArray[np.int64], ts_us: npt.NDArray[np.int64]
 ) -> list[npt.NDArray[np.int64]]:
-    """Row indices per round: the r-th reading (by time, then arrival) of each series."""
+    """Row indices per round: the r-th reading (by time, then arrival) of each series.
+
+    Within a round the order does not matter (each series appears once); rounds are in
+    time order per series.
+    """
     n = slots.size
     if n == 0:
         return []
+    if np.bincount(slots).max() == 1:  # one reading per series (the live case): one round
+        return [np.arange(n)]
     order = np.lexsort((np.arange(n), ts_us, slots))  # by slot, then time, then arrival
     s = slots[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    if starts.size == n:  # one reading per series: a single round, in time order
-        return [order[np.argsort(ts_us[order], kind="stable")]]
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
     by_round = np.lexsort((np.arange(n), ts_us, rank))  # each round in time order

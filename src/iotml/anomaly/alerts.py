@@ -89,19 +89,31 @@ class AlertRule:
             self._s[name] = np.concatenate([old, fill])
 
     def apply(
-        self, batch: Batch, score: F64, source: npt.NDArray[np.object_]
+        self,
+        batch: Batch,
+        score: F64,
+        source: npt.NDArray[np.object_],
+        *,
+        slots: npt.NDArray[np.int64] | None = None,
+        order: list[npt.NDArray[np.int64]] | None = None,
     ) -> tuple[Events, npt.NDArray[np.bool_]]:
-        """Events raised by these scores, and whether each reading is inside an anomaly."""
+        """Events raised by these scores, and whether each reading is inside an anomaly.
+
+        ``slots`` and ``order`` may be passed when already known from this rule's
+        :attr:`index` (a detector sharing it), to save working them out again.
+        """
         n = len(batch)
         inside = np.zeros(n, dtype=bool)
         if n == 0:
             return Events.empty(), inside
-        slots = self.index.slots(batch.device_id, batch.metric)
+        if slots is None or order is None:
+            slots = self.index.slots(batch.device_id, batch.metric)
+            order = rounds(slots, batch.ts_us)
         self._grow(len(self.index))
         ts = batch.ts_us
         starts: list[npt.NDArray[np.int64]] = []
         ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]] = []
-        for rows in rounds(slots, ts):
+        for rows in order:
             started, ended = self._round(slots[rows], ts[rows], score[rows])
             starts.append(rows[started])
             mask, duration, peak = ended

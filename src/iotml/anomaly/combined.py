@@ -24,12 +24,15 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from iotml.anomaly._series import rounds
+from iotml.anomaly._series import SeriesIndex, rounds
 from iotml.anomaly.base import Detector, Scores, SeriesDetector
 from iotml.anomaly.liveness import Gap, Silence
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch
+
+I64 = npt.NDArray[np.int64]
 
 
 class Combined:
@@ -53,21 +56,32 @@ class Combined:
             for d in self._series[1:]:
                 d.index = self._series[0].index
 
+    @property
+    def index(self) -> SeriesIndex | None:
+        """The series index every per-series part shares, if they do."""
+        shared = {id(d.index) for d in self._series}
+        return self._series[0].index if len(shared) == 1 else None
+
     def update(self, batch: Batch) -> Scores:
         """Each detector scores the batch; each reading keeps its highest score."""
-        shared = len({id(d.index) for d in self._series}) == 1
-        if shared and len(batch):
-            slots = self._series[0].index.slots(batch.device_id, batch.metric)
-            order = rounds(slots, batch.ts_us)
-            results = [
-                d.scored(batch, slots, order) if isinstance(d, SeriesDetector) else d.update(batch)
-                for d in self.detectors
-            ]
-        else:
-            results = [d.update(batch) for d in self.detectors]
+        index = self.index
+        if index is None or not len(batch):
+            return self._best([d.update(batch) for d in self.detectors], len(batch))
+        slots = index.slots(batch.device_id, batch.metric)
+        return self.scored(batch, slots, rounds(slots, batch.ts_us))
+
+    def scored(self, batch: Batch, slots: I64, order: list[I64]) -> Scores:
+        """:meth:`update` with slots (from :attr:`index`) and rounds already known."""
+        results = [
+            d.scored(batch, slots, order) if isinstance(d, SeriesDetector) else d.update(batch)
+            for d in self.detectors
+        ]
+        return self._best(results, len(batch))
+
+    def _best(self, results: list[Scores], n: int) -> Scores:
         scores = np.vstack([r.score for r in results])
         best = np.argmax(scores, axis=0)
-        cols = np.arange(len(batch))
+        cols = np.arange(n)
         return Scores(
             scores[best, cols],
             np.vstack([r.raw for r in results])[best, cols],

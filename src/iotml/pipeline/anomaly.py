@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iotml.anomaly import AlertRule, Detector
+from iotml.anomaly import AlertRule, Detector, SeriesIndex, rounds
 from iotml.errors import ConfigError, InvalidData
 from iotml.store import Store
 from iotml.types import Batch, Events
@@ -57,13 +57,31 @@ class AnomalyStage:
         self._saved = clock()
         if store is not None:
             self._restore(store)
+        self._share_index()
+
+    def _share_index(self) -> None:
+        """When the detector's series share one index and the rule has learned the same
+        series, the rule uses that index too: a batch's slots and rounds are found once."""
+        index = getattr(self.detector, "index", None)
+        if isinstance(index, SeriesIndex) and self.rule.index.keys == index.keys:
+            self.rule.index = index
 
     def process(self, batch: Batch, now: int) -> Events:
         """Score ``batch``, apply the alert rule, save the state when it is due."""
         if len(self.ignore):
             batch = batch.filter(pc.invert(pc.is_in(batch.metric, value_set=self.ignore)))
-        scores = self.detector.update(batch)
-        events, _ = self.rule.apply(batch, scores.score, scores.source)
+        index = self.rule.index
+        scored = getattr(self.detector, "scored", None)
+        if callable(scored) and index is getattr(self.detector, "index", None) and len(batch):
+            slots = index.slots(batch.device_id, batch.metric)
+            order = rounds(slots, batch.ts_us)
+            scores = scored(batch, slots, order)
+            events, _ = self.rule.apply(
+                batch, scores.score, scores.source, slots=slots, order=order
+            )
+        else:
+            scores = self.detector.update(batch)
+            events, _ = self.rule.apply(batch, scores.score, scores.source)
         if self.store is not None and self.clock() - self._saved >= self.save_every_s:
             self.save()
         return events
