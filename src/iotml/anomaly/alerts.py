@@ -26,8 +26,6 @@ from __future__ import annotations
 
 __all__ = ["AlertRule"]
 
-import io
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -36,6 +34,7 @@ import numpy.typing as npt
 import orjson
 
 from iotml.anomaly._series import SeriesIndex, rounds
+from iotml.anomaly._state import pack, unpack
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch, Events
 
@@ -236,21 +235,15 @@ class AlertRule:
     def state(self) -> bytes:
         """The per-series alert state, as bytes."""
         n = len(self.index)
-        buf = io.BytesIO()
-        meta = json.dumps({"index": self.index.to_state()}).encode()
-        arrays = {k: v[:n] for k, v in self._s.items()}
-        arrays["meta"] = np.frombuffer(meta, dtype=np.uint8)
-        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
-        return buf.getvalue()
+        return pack({"index": self.index.to_state()}, {k: v[:n] for k, v in self._s.items()})
 
     def load_state(self, data: bytes) -> None:
         """Continue from :meth:`state`."""
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                meta = json.loads(z["meta"].tobytes())
-                arrays = {k: z[k] for k in self._FIELDS}
-        except (OSError, ValueError, KeyError) as err:
-            raise InvalidData(f"not a saved alert-rule state: {err}") from err
+        meta, saved = unpack(data, "alert-rule")
+        missing = sorted(set(self._FIELDS) - set(saved))
+        if missing:
+            raise InvalidData(f"not a saved alert-rule state: no {missing}")
+        arrays = {k: saved[k] for k in self._FIELDS}
         self.index = SeriesIndex.from_state(meta["index"])
         self._s = {}
         self._grow(len(self.index))

@@ -43,8 +43,6 @@ __all__ = [
     "z_to_score",
 ]
 
-import io
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -54,6 +52,7 @@ import numpy.typing as npt
 from scipy.special import log_ndtr
 
 from iotml.anomaly._series import SeriesIndex, rounds
+from iotml.anomaly._state import pack, unpack
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch
 
@@ -236,20 +235,16 @@ class SeriesDetector:
         n = len(self.index)
         meta = {"detector": self.name, "params": self.params, "index": self.index.to_state()}
         arrays: dict[str, npt.NDArray[Any]] = {f"a_{k}": v[:n] for k, v in self.a.items()}
-        buf = io.BytesIO()
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         arrays["count"], arrays["last_us"] = self.count[:n], self.last_us[:n]
-        np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
-        return buf.getvalue()
+        return pack(meta, arrays)
 
     def load_state(self, data: bytes) -> None:
         """Continue from :meth:`state` of a detector of this kind and these parameters."""
+        meta, saved = unpack(data, f"{self.name!r} detector")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                meta = json.loads(z["meta"].tobytes())
-                arrays = {k[2:]: z[k] for k in z.files if k.startswith("a_")}
-                count, last = z["count"], z["last_us"]
-        except (OSError, ValueError, KeyError) as err:
+            arrays = {k[2:]: v for k, v in saved.items() if k.startswith("a_")}
+            count, last = saved["count"], saved["last_us"]
+        except KeyError as err:
             raise InvalidData(f"not a saved {self.name!r} detector state: {err}") from err
         if meta.get("detector") != self.name or meta.get("params") != self.params:
             raise ConfigError(
