@@ -39,6 +39,7 @@ bench: $(VENV)/.dev  ## the performance benchmarks (minutes); results belong in 
 	$(BIN)/python benchmarks/bench_ingest.py throughput --runs 3 --breakdown --json benchmarks/results/ingest-throughput.json
 	$(BIN)/python benchmarks/bench_ingest.py latency --rate 5000 --per-message 100 --seconds 60 --json benchmarks/results/ingest-latency.json
 	OMP_NUM_THREADS=1 $(ONE_CORE) $(BIN)/python benchmarks/bench_anomaly_speed.py --repeats 5 --json benchmarks/results/anomaly-speed.json
+	$(BIN)/python benchmarks/bench_anomaly_quality.py all --hindsight --json benchmarks/results/anomaly-quality.json
 
 bench-soak: $(VENV)/.dev  ## live ingestion for 10 minutes at a steady rate: RSS growth (issue 3)
 	@mkdir -p benchmarks/results
