@@ -29,6 +29,7 @@ __all__ = ["MqttSource"]
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from dataclasses import dataclass
@@ -88,36 +89,21 @@ class MqttSource:
         """An aiomqtt client with these settings, for publishers (alerts); :meth:`run`
         receives with paho's own loop instead."""
         host, port, tls = self._endpoint()
+        client = functools.partial(
+            aiomqtt.Client, host, port, identifier=self.client_id, username=self.username,
+            password=self.password, tls_context=tls, timeout=self.timeout_s,
+        )  # fmt: skip
         if self.protocol == "v311":
             if self.share_group:
                 raise ConfigError(
                     "shared subscriptions need MQTT v5; use protocol='v5' with a v5 broker"
                 )
-            return aiomqtt.Client(
-                host,
-                port,
-                identifier=self.client_id,
-                username=self.username,
-                password=self.password,
-                protocol=aiomqtt.ProtocolVersion.V311,
-                clean_session=False,
-                tls_context=tls,
-                timeout=self.timeout_s,
-            )
+            v311 = aiomqtt.ProtocolVersion.V311
+            return client(protocol=v311, clean_session=False)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.session_expiry_s
-        return aiomqtt.Client(
-            host,
-            port,
-            identifier=self.client_id,
-            username=self.username,
-            password=self.password,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-            tls_context=tls,
-            timeout=self.timeout_s,
-        )
+        v5 = aiomqtt.ProtocolVersion.V5
+        return client(protocol=v5, clean_start=False, properties=props)
 
     def _options(self) -> ConnectOptions:
         """What a connection needs; raises :class:`ConfigError` for settings no retry fixes."""
