@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from iotml.anomaly import AlertRule, make_detector
 from iotml.pipeline import AnomalyStage
-from iotml.sim import Fleet, FleetSpec, score_truth
+from iotml.sim import Fleet, FleetSpec, clean_series, score_truth
 from iotml.sim.truth import TruthRecord
 from iotml.types import Batch, Events
 
@@ -189,34 +189,6 @@ def report_fleet(r: dict[str, Any]) -> None:
 
 
 # -- false alarms on clean series ------------------------------------------------------------
-def clean_series(series: int, readings: int, seed: int) -> tuple[I64, F64]:
-    """Clean synthetic series, ``(readings, series)`` timestamps and values.
-
-    1-minute sampling with ±2 s timestamp jitter; a daily cycle of 0-3 noise standard
-    deviations; AR(1) noise (coefficient 0.3-0.95); Student-t(4) measurement noise of 0.3
-    sd; every other series quantised to 0.05-0.5 sd (a sensor's resolution).
-    """
-    rng = np.random.default_rng(seed)
-    level = rng.uniform(-50.0, 50.0, series)
-    sd = np.exp(rng.uniform(np.log(0.1), np.log(10.0), series))
-    amp, phase = rng.uniform(0.0, 3.0, series) * sd, rng.uniform(0.0, 2 * np.pi, series)
-    phi = rng.uniform(0.3, 0.95, series)
-    minutes = np.arange(readings, dtype=np.float64)[:, None]
-    ts = (T0 + minutes * 60 * SECOND + rng.uniform(-2, 2, (readings, series)) * SECOND).astype(
-        np.int64
-    )
-    shocks = rng.standard_normal((readings, series)) * sd * np.sqrt(1 - phi**2)
-    noise = np.empty_like(shocks)
-    noise[0] = rng.standard_normal(series) * sd
-    for i in range(1, readings):
-        noise[i] = phi * noise[i - 1] + shocks[i]
-    x = level + amp * np.sin(2 * np.pi * minutes / 1440.0 + phase) + noise
-    x += 0.3 * sd * rng.standard_t(4, (readings, series))
-    step = np.where(np.arange(series) % 2 == 1, rng.uniform(0.05, 0.5, series) * sd, 0.0)
-    x = np.where(step > 0, np.round(x / np.where(step > 0, step, 1.0)) * step, x)
-    return ts, x
-
-
 def false_alarms(args: argparse.Namespace) -> dict[str, Any]:
     ts, x = clean_series(args.series, args.readings, args.seed)
     stage = AnomalyStage(make_detector("default"), AlertRule())

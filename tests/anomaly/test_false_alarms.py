@@ -11,38 +11,12 @@ episodes per 10,000 readings on 20 M readings (1,000 series of 20,000). At this 
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from iotml.anomaly import AlertRule, make_detector
+from iotml.sim import clean_series
 from iotml.types import Batch
 
-T0 = 1_767_225_600_000_000
-MINUTE = 60_000_000
 BOUND_PER_10K = 3.0
-
-
-def clean_series(
-    series: int, readings: int, seed: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """``(readings, series)`` timestamps and values; see the module docstring."""
-    rng = np.random.default_rng(seed)
-    level = rng.uniform(-50.0, 50.0, series)
-    sd = np.exp(rng.uniform(np.log(0.1), np.log(10.0), series))
-    amp, phase = rng.uniform(0.0, 3.0, series) * sd, rng.uniform(0.0, 2 * np.pi, series)
-    phi = rng.uniform(0.3, 0.95, series)
-    minutes = np.arange(readings, dtype=np.float64)[:, None]
-    jitter = rng.uniform(-2.0, 2.0, (readings, series)) * 1e6
-    ts = (T0 + minutes * MINUTE + jitter).astype(np.int64)
-    shocks = rng.standard_normal((readings, series)) * sd * np.sqrt(1 - phi**2)
-    noise = np.empty_like(shocks)
-    noise[0] = rng.standard_normal(series) * sd
-    for i in range(1, readings):
-        noise[i] = phi * noise[i - 1] + shocks[i]
-    x = level + amp * np.sin(2 * np.pi * minutes / 1440.0 + phase) + noise
-    x += 0.3 * sd * rng.standard_t(4, (readings, series))
-    step = np.where(np.arange(series) % 2 == 1, rng.uniform(0.05, 0.5, series) * sd, 0.0)
-    x = np.where(step > 0, np.round(x / np.where(step > 0, step, 1.0)) * step, x)
-    return ts, x
 
 
 def test_default_detector_and_rule_stay_quiet_on_clean_series() -> None:

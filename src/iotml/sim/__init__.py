@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from iotml.sim.clean import clean_series
 from iotml.sim.faults import FAULT_KINDS
 from iotml.sim.fleet import Fleet, FleetSpec
 from iotml.sim.history import CHANNELS, Channel, FleetHistory, fleet_history
@@ -49,6 +50,7 @@ __all__ = [
     "Sink",
     "TruthHit",
     "TruthRecord",
+    "clean_series",
     "encode_tick",
     "event_rows",
     "fleet_history",
