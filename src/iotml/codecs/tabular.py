@@ -45,7 +45,14 @@ and names is not significant.
 
 from __future__ import annotations
 
-__all__ = ["decode_csv", "decode_parquet", "encode_csv", "encode_parquet", "sniff_delimiter"]
+__all__ = [
+    "decode_csv",
+    "decode_parquet",
+    "encode_csv",
+    "encode_parquet",
+    "read_csv_source",
+    "sniff_delimiter",
+]
 
 from typing import Any, Literal
 
@@ -192,6 +199,23 @@ def _csv_source(data: bytes, delimiter: str) -> RowSource:
     return src
 
 
+def read_csv_source(data: bytes, *, delimiter: str | None, tz: str, limits: Limits) -> RowSource:
+    """Check the limits and the zone, sniff the delimiter and read the rows as text cells
+    (what :func:`decode_csv` and :func:`iotml.codecs.timed.read_timed_csv` share)."""
+    check_size(data, limits, "CSV")
+    validate_tz(tz)
+    sniffed = delimiter is None
+    if delimiter is None:
+        delimiter = sniff_delimiter(data[:65536])
+    elif len(delimiter) != 1:
+        raise ConfigError(f"delimiter={delimiter!r} must be a single character")
+    src = _csv_source(data, delimiter)
+    check_records(len(src.rows) + len(src.rejected), limits, "CSV")
+    if sniffed:
+        src.notes.insert(0, f"delimiter {delimiter!r} (detected)")
+    return src
+
+
 def decode_csv(
     data: bytes,
     *,
@@ -232,17 +256,7 @@ def decode_csv(
         The file cannot be parsed, has no timestamp column, no readable timestamp, or no
         device (column or argument). ``PayloadTooLarge`` over the limits.
     """
-    check_size(data, limits, "CSV")
-    validate_tz(tz)
-    sniffed = delimiter is None
-    if delimiter is None:
-        delimiter = sniff_delimiter(data[:65536])
-    elif len(delimiter) != 1:
-        raise ConfigError(f"delimiter={delimiter!r} must be a single character")
-    src = _csv_source(data, delimiter)
-    check_records(len(src.rows) + len(src.rejected), limits, "CSV")
-    if sniffed:
-        src.notes.insert(0, f"delimiter {delimiter!r} (detected)")
+    src = read_csv_source(data, delimiter=delimiter, tz=tz, limits=limits)
     now = now_us() if now is None else now
     return decode_table(src, device_id=device_id, limits=limits, now=now, tz=tz, layout=layout)
 

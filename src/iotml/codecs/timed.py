@@ -24,11 +24,10 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from iotml.codecs._layout import _Numbers, _numbers, _times, _ts_columns
-from iotml.codecs.common import Rejected, check_records, check_size
-from iotml.codecs.tabular import _csv_source, sniff_delimiter
-from iotml.codecs.timestamps import validate_tz
+from iotml.codecs.common import Rejected
+from iotml.codecs.tabular import read_csv_source
 from iotml.config import FILE_LIMITS, Limits
-from iotml.errors import ConfigError, InvalidPayload
+from iotml.errors import InvalidPayload
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +74,7 @@ def read_timed_csv(
     Raises :class:`~iotml.errors.InvalidPayload` when the file cannot be parsed, has no
     timestamp column or no readable timestamp.
     """
-    check_size(data, limits, "CSV")
-    validate_tz(tz)
-    if delimiter is None:
-        delimiter = sniff_delimiter(data[:65536])
-    elif len(delimiter) != 1:
-        raise ConfigError(f"delimiter={delimiter!r} must be a single character")
-    src = _csv_source(data, delimiter)
-    check_records(len(src.rows) + len(src.rejected), limits, "CSV")
+    src = read_csv_source(data, delimiter=delimiter, tz=tz, limits=limits)
     cols = _ts_columns(src.table)
     if not cols:
         raise InvalidPayload(
