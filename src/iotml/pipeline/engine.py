@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from iotml.codecs import Rejected, decode_many
 from iotml.codecs.common import now_us
@@ -179,21 +179,8 @@ class Pipeline:
                 callback(events)
 
     def _tick_stages(self, now: int) -> Events | None:
-        produced = []
-        for stage in self.stages:
-            tick = getattr(stage, "tick", None)
-            if callable(tick):
-                try:
-                    produced.append(tick(now))
-                except Exception:
-                    log.exception("stage %r failed on a clock tick", stage)
-                    self.metrics.stage_errors += 1
-        events = Events.concat(e for e in produced if e is not None and len(e))
-        if not len(events):
-            return None
-        self.store.write_events(events)
-        self.metrics.events += len(events)
-        return events
+        tickers = [s for s in self.stages if callable(getattr(s, "tick", None))]
+        return self._keep([self._call(s, "tick", now) for s in tickers])
 
     async def _run(self) -> None:
         pending: list[Message] = []
@@ -296,7 +283,10 @@ class Pipeline:
     def _run_stages(self, batch: Batch, now: int) -> Events | None:
         if not len(batch):
             return None
-        produced = [self._stage(stage, batch, now) for stage in self.stages]
+        return self._keep([self._call(stage, "process", batch, now) for stage in self.stages])
+
+    def _keep(self, produced: list[Events | None]) -> Events | None:
+        """Store the stages' events and count them; ``None`` when there are none."""
         events = Events.concat(e for e in produced if e is not None and len(e))
         if not len(events):
             return None
@@ -304,11 +294,12 @@ class Pipeline:
         self.metrics.events += len(events)
         return events
 
-    def _stage(self, stage: Stage, batch: Batch, now: int) -> Events | None:
-        """One stage's events; a stage that raises is logged and skipped, not fatal."""
+    def _call(self, stage: Stage, method: str, *args: Any) -> Events | None:
+        """A stage's events; a stage that raises is logged and skipped, not fatal."""
         try:
-            return stage.process(batch, now)
+            result: Events = getattr(stage, method)(*args)
         except Exception:
-            log.exception("stage %r failed on a batch of %d readings", stage, len(batch))
+            log.exception("stage %r failed in %s", stage, method)
             self.metrics.stage_errors += 1
             return None
+        return result
