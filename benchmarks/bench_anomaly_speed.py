@@ -451,6 +451,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["loadavg_at_end"] = os.getloadavg()
     report(results)
     if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)  # results/ is ignored
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2)
     return results

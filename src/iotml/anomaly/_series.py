@@ -19,10 +19,10 @@ processed with array operations; a micro-batch with one reading per series is on
 
 from __future__ import annotations
 
-__all__ = ["SeriesIndex", "rounds"]
+__all__ = ["SeriesIndex", "is_whole", "rounds"]
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -30,15 +30,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _SEP = "\x1f"  # unit separator: cannot appear in a decoded device id or metric
+_TABLE_PER_SERIES = 8  # (device, metric) table cells per series, at most, for the fast path
+_SLACK = 4096  # ... plus these, so a fleet's first few series do not rule it out
+_Known: TypeAlias = tuple[pa.Array, pa.Array, npt.NDArray[np.int64]] | pa.Array
+"""Known devices, metrics and their ``(device, metric)`` table of slots; or the joined keys."""
 
 
 class SeriesIndex:
-    """Dense slots for ``(device_id, metric)`` series, in order of first appearance."""
+    """Dense slots for ``(device_id, metric)`` series, in order of first appearance.
+
+    The usual batch holds only known series. Then each reading's device and metric are
+    looked up among the known devices and metrics (two hash lookups in Arrow, against
+    sets far smaller than the series count), and the pair gives the slot through a dense
+    ``(device, metric)`` table. A fleet whose devices share few metrics would make that
+    table large: beyond 8 cells per series the joined ``device + metric`` keys are looked
+    up instead (three times slower). Either is rebuilt after a batch adds series.
+    """
 
     def __init__(self, keys: Iterable[tuple[str, str]] = ()) -> None:
         self._slot: dict[str, int] = {}
         self.keys: list[tuple[str, str]] = []
-        self._known: pa.Array | None = None  # the joined keys in slot order, for index_in
+        self._codes: tuple[dict[str, int], dict[str, int]] = ({}, {})  # device, metric
+        self._pairs: tuple[list[int], list[int]] = ([], [])  # each slot's two codes
+        self._known: _Known | None = None  # what a lookup needs, built when first needed
         for device, metric in keys:
             self._add(device + _SEP + metric)
 
@@ -50,25 +64,33 @@ class SeriesIndex:
         slot = self._slot[joined] = len(self.keys)
         device, _, metric = joined.partition(_SEP)
         self.keys.append((device, metric))
+        for codes, pair, key in zip(self._codes, self._pairs, (device, metric), strict=True):
+            pair.append(codes.setdefault(key, len(codes)))
         return slot
+
+    def _lookup(self) -> _Known:
+        if self._known is None:
+            devices, metrics = self._codes
+            if len(devices) * len(metrics) <= _TABLE_PER_SERIES * len(self.keys) + _SLACK:
+                table = np.full((len(devices), len(metrics)), -1, dtype=np.int64)
+                table[self._pairs] = np.arange(len(self.keys))
+                codes = (pa.array(list(devices), pa.string()), pa.array(list(metrics), pa.string()))
+                self._known = (*codes, table)
+            else:
+                self._known = pa.array(list(self._slot), pa.string())
+        return self._known
 
     def slots(
         self, device_id: pa.Array | Sequence[str], metric: pa.Array | Sequence[str]
     ) -> npt.NDArray[np.int64]:
         """Each reading's slot; series not seen before get new slots."""
-        joined = pc.binary_join_element_wise(_strings(device_id), _strings(metric), _SEP)
-        if self.keys:  # the usual case, all series known: one hash lookup per reading in C
-            if self._known is None:
-                self._known = pa.array(list(self._slot), pa.string())
-            found = pc.index_in(joined, value_set=self._known)
-            if found.null_count == 0:
-                known: npt.NDArray[np.int64] = found.to_numpy().astype(np.int64, copy=False)
-                return known
-        encoded = (
-            pc.dictionary_encode(joined).combine_chunks()
-            if isinstance(joined, pa.ChunkedArray)
-            else pc.dictionary_encode(joined)
-        )
+        device_id, metric = _strings(device_id), _strings(metric)
+        if self.keys:  # the usual case, all series known: hash lookups in C
+            found = self._known_slots(device_id, metric)
+            if found is not None:
+                return found
+        joined = pc.binary_join_element_wise(device_id, metric, _SEP)
+        encoded = pc.dictionary_encode(joined)
         lookup = self._slot
         mapping = np.fromiter(
             (
@@ -82,6 +104,21 @@ class SeriesIndex:
         out: npt.NDArray[np.int64] = mapping[codes]
         return out
 
+    def _known_slots(self, device_id: pa.Array, metric: pa.Array) -> npt.NDArray[np.int64] | None:
+        """The slots when every reading's series is known, else None."""
+        known = self._lookup()
+        if not isinstance(known, tuple):
+            joined = pc.binary_join_element_wise(device_id, metric, _SEP)
+            found = pc.index_in(joined, value_set=known)
+            return None if found.null_count else _int64(found)
+        devices, metrics, table = known
+        d = pc.index_in(device_id, value_set=devices)
+        m = pc.index_in(metric, value_set=metrics)
+        if d.null_count or m.null_count:
+            return None
+        out: npt.NDArray[np.int64] = table[_int64(d), _int64(m)]
+        return None if (out < 0).any() else out
+
     def to_state(self) -> dict[str, Any]:
         """The keys, for a detector's saved state."""
         return {"devices": [k[0] for k in self.keys], "metrics": [k[1] for k in self.keys]}
@@ -90,6 +127,11 @@ class SeriesIndex:
     def from_state(cls, state: dict[str, Any]) -> SeriesIndex:
         """The index :meth:`to_state` described."""
         return cls(zip(state["devices"], state["metrics"], strict=True))
+
+
+def _int64(codes: pa.Array) -> npt.NDArray[np.int64]:
+    out: npt.NDArray[np.int64] = codes.to_numpy().astype(np.int64, copy=False)
+    return out
 
 
 def _strings(values: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.Array:
@@ -120,3 +162,13 @@ def rounds(
     by_round = np.lexsort((np.arange(n), ts_us, rank))  # each round in time order
     bounds = np.flatnonzero(np.diff(rank[by_round])) + 1
     return np.split(by_round, bounds)
+
+
+def is_whole(rows: npt.NDArray[np.int64], n: int) -> bool:
+    """Whether ``rows`` is every row of an ``n``-row batch in order (a batch that is one
+    round, as :func:`rounds` gives it), so gathering and scattering by it can be skipped.
+
+    >>> is_whole(np.arange(3), 3), is_whole(np.array([1, 0, 2]), 3)
+    (True, False)
+    """
+    return rows.size == n and bool(np.array_equal(rows, np.arange(n)))

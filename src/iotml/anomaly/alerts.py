@@ -33,13 +33,15 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from iotml.anomaly._series import SeriesIndex, rounds
+from iotml.anomaly._series import SeriesIndex, is_whole, rounds
 from iotml.anomaly._state import pack, unpack
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch, Events
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 _NONE = np.iinfo(np.int64).min
+_NO_EVENTS = Events.empty()  # immutable: one for every batch that raises nothing
 
 
 class AlertRule:
@@ -110,14 +112,15 @@ class AlertRule:
             order = rounds(slots, batch.ts_us)
         self._grow(len(self.index))
         ts = batch.ts_us
-        starts: list[npt.NDArray[np.int64]] = []
-        ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]] = []
+        whole = len(order) == 1 and is_whole(order[0], n)  # the live case: no gathers
+        starts: list[I64] = []
+        ends: list[tuple[I64, I64, F64]] = []
         for rows in order:
-            started, ended = self._round(slots[rows], ts[rows], score[rows])
+            s, t, sc = (slots, ts, score) if whole else (slots[rows], ts[rows], score[rows])
+            started, ended, duration, peak = self._round(s, t, sc)
             starts.append(rows[started])
-            mask, duration, peak = ended
-            ends.append((rows[mask], duration[mask], peak[mask]))
-            inside[rows] = self._s["active"][slots[rows]]
+            ends.append((rows[ended], duration, peak))
+            inside[rows] = self._s["active"][s]
         return self._events(batch, score, source, starts, ends), inside
 
     def open(
@@ -159,9 +162,32 @@ class AlertRule:
             })  # fmt: skip
         return Events.from_records(records) if records else Events.empty()
 
-    def _round(
-        self, s: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], score: F64
-    ) -> tuple[npt.NDArray[np.bool_], tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], F64]]:
+    def _round(self, s: I64, ts: I64, score: F64) -> tuple[I64, I64, I64, F64]:
+        """The rule on one reading of each of the series ``s``: the positions (in ``s``) of
+        the readings that start and that end an anomaly, and the ended ones' durations
+        and peaks.
+
+        A reading below ``on`` of a series that is not in an anomaly, not above ``on``
+        since an earlier reading and not just out of one (peak 0) changes nothing, so only
+        the others — usually a few — go through :meth:`_step`.
+        """
+        st = self._s
+        busy = np.flatnonzero(
+            (score >= self.on)
+            | st["active"][s]
+            | (st["above_since"][s] != _NONE)
+            | (st["peak"][s] != 0.0)
+        )
+        if busy.size == 0:
+            return busy, busy, busy, np.zeros(0)
+        start, end, duration, peak = self._step(s[busy], ts[busy], score[busy])
+        return busy[start], busy[end], duration[end], peak[end]
+
+    def _step(
+        self, s: I64, ts: I64, score: F64
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], I64, F64]:
+        """Hysteresis, duration and cooldown on readings of the distinct series ``s``:
+        which start and which end an anomaly, and (where ending) duration and peak."""
         st = self._s
         active, above = st["active"][s], st["above_since"][s]
         high = score >= self.on
@@ -182,15 +208,15 @@ class AlertRule:
         st["last_end"][s] = np.where(end, ts, st["last_end"][s])
         st["above_since"][s] = np.where(start | end, _NONE, above)
         st["below_since"][s] = np.where(start | end, _NONE, below)
-        return start, (end, duration, peak)
+        return start, end, duration, peak
 
     def _events(
         self,
         batch: Batch,
         score: F64,
         source: npt.NDArray[np.object_],
-        starts: list[npt.NDArray[np.int64]],
-        ends: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64]],
+        starts: list[I64],
+        ends: list[tuple[I64, I64, F64]],
     ) -> Events:
         devices, metrics, ts = batch.device_id, batch.metric, batch.ts_us
         records = [
@@ -204,7 +230,7 @@ class AlertRule:
                     self._record("anomaly-end", i, devices, metrics, ts, score, source, extra)
                 )
         records.sort(key=lambda r: r["ts"])
-        return Events.from_records(records) if records else Events.empty()
+        return Events.from_records(records) if records else _NO_EVENTS
 
     def _record(
         self,

@@ -30,7 +30,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import log_ndtr
+from scipy.special import betaln, log_ndtr
 
 from iotml.anomaly.base import p_to_score
 from iotml.anomaly.quality import _LogPDetector
@@ -68,15 +68,34 @@ class Stuck(_LogPDetector):
     ``q``), since a run as long as one it has already shown is no news; ``M`` is 1 for
     a series that never repeats, so ``p = q**(k - 1)``. ``q`` and ``M`` are taken as
     they were when the run began, so the alarm lasts until the value moves (a run that
-    began during warm-up is judged by the current ones). ``q`` is floored at
+    began during warm-up: see below). ``q`` is floored at
     ``min_repeat``: a series that never repeats reaches p = 10⁻⁶ (score 0.5) after 3
     repeats by default, a counter repeating 4 readings in 5 after about 60 + ``M``. A
     series with ``q >= max_repeat`` is constant by nature (a setpoint, a switch) and
-    never alarms. Readings of a run that already alarms are not learned, so a stuck
-    spell does not teach that being stuck is normal.
+    never alarms.
+
+    **A stuck run teaches nothing**: once a run alarms (p ≤ 10⁻⁶) its readings are not
+    learned, and what its first readings taught before it alarmed (``q``, ``A``, ``M``)
+    is forgotten: they go back to their values when the run began (kept at its first
+    repeat). Otherwise each spell of a sensor stuck half the time would teach its first
+    few repeats, raising ``q`` and ``M`` spell by spell until the spells pass (in the
+    simulated fleet ``M`` crept to ~70 readings within a day).
 
     **Warm-up**: ``warmup`` readings; the first average plainly, then the exponential
-    weights take over.
+    weights take over. Every warm-up reading is learned, so a run that begins in warm-up
+    cannot wait to be judged by a settled ``q``; left alone, a sensor stuck during its
+    warm-up would teach that its longest normal run is the stuck spell, and every later
+    spell as long would pass. So such a run is judged against the ``h`` readings before
+    it (its first included) and the longest run ``M0`` they showed: with ``r`` repeats
+    among them and a uniform prior on the repeat rate, ``e = k - M0`` more repeats have
+    probability ``B(r + e + 1, h - r + 1) / B(r + 1, h - r + 1)`` (``B`` the beta
+    function; ``(r + 1) / (h + 2)`` per repeat at first, tending to ``r / h``). While it
+    is plausible it is learned as usual (and after warm-up scored as above); once that
+    probability falls to 10⁻⁶ the run is stuck — forgotten and no longer learned, as
+    above — and after warm-up it scores that probability until the value moves. A run
+    from the series' first reading (``h = 0``) has nothing to be judged against:
+    ``p = 1/k``, it is constant by nature rather than stuck. Analog noise that never
+    repeated in 12 readings and then holds one value is stuck after 10 repeats.
 
     *Limitation*: a coarse sensor whose signal flattens out (the top of a slow cycle)
     can hold one value longer than it ever has before; until the series' history holds
@@ -92,6 +111,9 @@ class Stuck(_LogPDetector):
         "q_run": 0.0,
         "longest": 1.0,
         "m_run": 1.0,
+        "repeat0": 0.0,
+        "age0": 1.0,
+        "longest0": 1.0,
     }
 
     def __init__(
@@ -122,31 +144,70 @@ class Stuck(_LogPDetector):
         }
 
     def _step(self, s: I64, x: F64, dt_s: F64) -> F64:
+        # each per-series field is gathered once and scattered once: at 10,000 series a
+        # gather or a scatter costs as much as the arithmetic of a whole step
         n, st = self.count[s], self.a
-        anchor = st["anchor"][s]
+        anchor, repeat, age, longest = (st[k][s] for k in ("anchor", "repeat", "age", "longest"))
         same = (n > 0) & (np.abs(x - anchor) <= self.tolerance)
         run = np.where(same, st["run"][s] + 1.0, 1.0)
-        # judged by q and M as they were when the run began (now, if it began in warm-up)
-        frozen = same & (n - run + 1 >= self.warmup)
-        q = np.maximum(st["repeat"][s], 1.0 - 1.0 / st["age"][s])
-        q_run = np.where(frozen, st["q_run"][s], q)
-        m_run = np.where(frozen, st["m_run"][s], st["longest"][s])
+        began: F64 = 1.0 - run + n  # the reading that began the run
+        # judged by q and M as they were when the run began (now, if it began in warm-up:
+        # then see _judge_young)
+        q_run, m_run = np.maximum(repeat, 1.0 - 1.0 / age), longest
+        frozen = same & (began >= self.warmup)
+        if frozen.any():
+            q_run = np.where(frozen, st["q_run"][s], q_run)
+            m_run = np.where(frozen, st["m_run"][s], m_run)
         excess = np.maximum(run - np.maximum(m_run, 1.0), 0.0)
         q_eff = np.clip(q_run, self.min_repeat, self.max_repeat)
-        self._log_p = np.where(q_run >= self.max_repeat, 0.0, excess * np.log(q_eff))
+        log_p = np.where(q_run >= self.max_repeat, 0.0, excess * np.log(q_eff))
         st["q_run"][s], st["m_run"][s], st["run"][s] = q_run, m_run, run
         st["anchor"][s] = np.where(same, anchor, x)
-        learn = (n > 0) & ((n < self.warmup) | (self._log_p > _ALARM_LOG_P))
-        self._learn(s, n, learn, same, run)
+        stuck = (n >= self.warmup) & (log_p <= _ALARM_LOG_P)
+        stuck[self._judge_young(s, run, began, np.flatnonzero(same & ~frozen), log_p)] = True
+        self._learn(s, n, same, run, stuck, {"repeat": repeat, "age": age, "longest": longest})
+        self._log_p = log_p
         return run
 
-    def _learn(self, s: I64, n: I64, learn: BoolArray, same: BoolArray, run: F64) -> None:
+    def _judge_young(self, s: I64, run: F64, began: F64, rows: I64, log_p: F64) -> I64:
+        """Which of ``rows`` (runs that began in warm-up) are implausible given the readings
+        before them; their ``log_p`` is set to that judgement."""
+        if not rows.size:
+            return rows
+        st, s = self.a, s[rows]
+        h = began[rows]  # readings before the run, its first included
+        r = st["repeat0"][s] * h  # the repeats among them
+        e = np.maximum(run[rows] - np.maximum(st["longest0"][s], 1.0), 0.0)
+        # P(e more repeats | r repeats in h) under a uniform prior on the repeat rate
+        judged = betaln(r + e + 1.0, h - r + 1.0) - betaln(r + 1.0, h - r + 1.0)
+        implausible = judged <= _ALARM_LOG_P
+        stuck: I64 = rows[implausible]
+        log_p[stuck] = judged[implausible]
+        return stuck
+
+    def _learn(
+        self, s: I64, n: I64, same: BoolArray, run: F64, stuck: BoolArray, old: dict[str, F64]
+    ) -> None:
+        """Learn each reading, except those of a stuck run, which also forget what the
+        run taught before it was found stuck (the ``…0`` fields, kept at its start)."""
         st = self.a
+        learn = (n > 0) & ~stuck
         a = np.where(learn, np.maximum(self.alpha, 1.0 / np.maximum(n, 1)), 0.0)
-        st["repeat"][s] += a * (same - st["repeat"][s])
-        st["age"][s] += a * (run - st["age"][s])
-        longest = st["longest"][s]
-        st["longest"][s] = np.where(learn, np.maximum(longest * self.decay, run), longest)
+        learned = {
+            "repeat": old["repeat"] + a * (same - old["repeat"]),
+            "age": old["age"] + a * (run - old["age"]),
+            "longest": np.where(
+                learn, np.maximum(old["longest"] * self.decay, run), old["longest"]
+            ),
+        }
+        first = np.flatnonzero(run == 2.0)  # a run's first repeat: state as the run began
+        forget = np.flatnonzero(stuck)
+        for k, v in learned.items():
+            if first.size:
+                st[k + "0"][s[first]] = old[k][first]
+            if forget.size:
+                v[forget] = st[k + "0"][s[forget]]
+            st[k][s] = v
 
 
 class Silence(NamedTuple):
@@ -219,9 +280,13 @@ class Gap(_LogPDetector):
         }
 
     def _log_gap_p(self, gap_s: F64, log_dt: F64, var: F64) -> F64:
-        late = gap_s > self.factor * np.exp(log_dt)
-        z = (np.log(np.maximum(gap_s, _MIN_DT_S)) - log_dt) / self._spread(var)
-        out: F64 = np.where(late, log_ndtr(-z), 0.0)
+        """``log p`` of each silence: the normal tail of ``log gap``, only where it is late
+        (elsewhere 0, and ``log_ndtr`` costs more than the rest of the detector)."""
+        late = np.flatnonzero(gap_s > self.factor * np.exp(log_dt))
+        out: F64 = np.zeros(gap_s.shape)
+        if late.size:
+            y = np.log(np.maximum(gap_s[late], _MIN_DT_S))
+            out[late] = log_ndtr(-(y - log_dt[late]) / self._spread(var[late]))
         return out
 
     def _spread(self, var: F64) -> F64:
@@ -234,7 +299,7 @@ class Gap(_LogPDetector):
         gap = np.where(n > 0, dt_s, 0.0)
         known = n > 1  # at least one interval learned
         raw = np.where(known, gap / np.exp(log_dt), 0.0)
-        self._log_p = np.where(known, self._log_gap_p(gap, log_dt, var), 0.0)
+        self._log_p = self._log_gap_p(np.where(known, gap, 0.0), log_dt, var)
         y = np.log(np.maximum(gap, _MIN_DT_S))
         lim = np.where(n >= self.warmup, _GAP_CLIP * self._spread(var), np.inf)
         y = np.clip(y, log_dt - lim, log_dt + lim)
