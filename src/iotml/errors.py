@@ -13,7 +13,10 @@ keeps working for code that does not know iotml::
     │       └── UnsupportedFormat         the content type or file layout is not one we read
     ├── StoreError (RuntimeError)         the store failed to read or write
     │   └── StoreUnavailable (ConnectionError)  the database cannot be opened or reached
+    ├── BundleError (ValueError)          a model bundle is malformed, incomplete or altered
+    │   └── UntrustedBundle               its signature does not verify against a trusted key
     ├── UnknownDevice (KeyError)          a device id that is not registered
+    ├── UnknownModel (KeyError)           a model name or version the registry does not hold
     ├── DeviceUnavailable (ConnectionError)  a broker or device cannot be reached
     └── MissingExtra (ImportError)        an optional dependency is not installed
 
@@ -31,6 +34,7 @@ InvalidPayload field 'v': expected a number, got 'abc'
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "ConfigError",
     "DeviceUnavailable",
     "InvalidData",
@@ -42,7 +46,9 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnknownDevice",
+    "UnknownModel",
     "UnsupportedFormat",
+    "UntrustedBundle",
     "require_extra",
 ]
 
@@ -91,6 +97,21 @@ class UnknownDevice(IotmlError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want the plain message
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownModel(IotmlError, KeyError):
+    """A model name, version or alias that the model registry does not hold."""
+
+    def __str__(self) -> str:  # as UnknownDevice: the plain message, not its repr
+        return str(self.args[0]) if self.args else ""
+
+
+class BundleError(IotmlError, ValueError):
+    """A model bundle is malformed, incomplete, or a file in it is not what was signed."""
+
+
+class UntrustedBundle(BundleError):
+    """A model bundle's signature is missing or does not verify against any trusted key."""
 
 
 class DeviceUnavailable(IotmlError, ConnectionError):
