@@ -17,10 +17,11 @@ are training, which an online detector learns as its warm-up (``warmup=400``: th
 counted together. **Nothing is chosen on those rows.** The one configuration chosen here
 is chosen by :func:`choose_rule` on allowed data only: SKAB's ``anomaly-free.csv`` cut
 into 8 pseudo-files of 1,150 rows (400 warm-up + 750 scored) gives each candidate's
-false-alarm rate, and the same pseudo-files with synthetic step changes added (8 seeded
-variants each: 1-2 channels moved by 2-5 training standard deviations for 300-450 rows)
-its detection. Candidates: ``default`` and ``multivariate`` under every rule of
-``RULE_GRID``; chosen: the best F1 on the stepped pseudo-files among those with a
+false-alarm rate, and the same pseudo-files with a synthetic anomaly added (8 seeded
+variants each, 1-2 channels for 300-450 rows: a step of 2-5 training standard deviations,
+a drift ramping to 2-5 sd, or the deviations scaled by 3-5; :func:`with_anomaly`) its
+detection. Candidates: ``default`` and ``multivariate`` under every rule of
+``RULE_GRID``; chosen: the best F1 on the pseudo-files with anomalies among those with a
 false-alarm rate of at most ``FAR_BUDGET`` (5 %, fixed before any SKAB run: a margin under
 the 13.5 % target for what normal data lacks — recoveries after anomalies) on the clean
 ones. A static per-channel z-score fitted on the training rows is measured in the same run.
@@ -82,6 +83,7 @@ RULE_GRID: list[dict[str, Any]] = [
     for md in (0, 5, 10, 20)
 ]
 FAR_BUDGET = 0.05  # on normal data: a margin under the 13.5 % target for what it lacks
+ANOMALY_KINDS = ("step", "drift", "variance")  # the synthetic anomalies of choose_rule
 
 
 # -- SKAB ------------------------------------------------------------------------------------
@@ -180,16 +182,24 @@ def pseudo_files(free: Table, length: int = 1150) -> list[Table]:
     return out
 
 
-def with_steps(table: Table, rng: np.random.Generator) -> Table:
-    """``table`` with a synthetic step change: 1-2 channels moved by 2-5 training standard
-    deviations (random sign) for 300-450 rows starting at row 500-600, then back."""
+def with_anomaly(table: Table, rng: np.random.Generator) -> Table:
+    """``table`` with one synthetic anomaly on 1-2 channels for 300-450 rows starting at row
+    500-600, then back, of a kind drawn at random: a **step** (moved by 2-5 training
+    standard deviations, random sign), a **drift** (a ramp from 0 to 2-5 sd) or a
+    **variance** change (deviations from the training mean scaled by 3-5)."""
     x = np.column_stack([table.rows.numbers(c).values for c in table.columns])
-    sd = x[:TRAIN].std(axis=0)
+    mean, sd = x[:TRAIN].mean(axis=0), np.maximum(x[:TRAIN].std(axis=0), 1e-9)
     n = len(x)
     start = int(rng.integers(500, 601))
     end = min(start + int(rng.integers(300, 451)), n - 50)
+    kind = str(rng.choice(ANOMALY_KINDS))
     for j in rng.choice(len(table.columns), int(rng.integers(1, 3)), replace=False):
-        x[start:end, j] += rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0) * max(sd[j], 1e-9)
+        if kind == "variance":
+            x[start:end, j] = mean[j] + (x[start:end, j] - mean[j]) * rng.uniform(3.0, 5.0)
+            continue
+        size = rng.choice([-1.0, 1.0]) * rng.uniform(2.0, 5.0) * sd[j]
+        ramp = np.linspace(0.0, 1.0, end - start) if kind == "drift" else 1.0
+        x[start:end, j] += size * ramp
     t = table.rows.table
     for j, c in enumerate(table.columns):
         t = t.set_column(t.column_names.index(c), c, pa.array(x[:, j]).cast(pa.string()))
@@ -197,15 +207,16 @@ def with_steps(table: Table, rng: np.random.Generator) -> Table:
     label[start:end] = True
     r = table.rows
     rows = TimedRows(t, r.rows, r.ts_us, r.ok, r.ts_columns)
-    return Table(table.name + "+step", rows, table.columns, label)
+    return Table(f"{table.name}+{kind}", rows, table.columns, label)
 
 
 def choose_rule(free: Table, detectors: Sequence[str], seed: int) -> dict[str, Any]:
-    """The detector and alert rule with the best F1 on the stepped pseudo-files among those
+    """The detector and alert rule with the best F1 on the pseudo-files with synthetic
+    anomalies (:func:`with_anomaly`) among those
     whose false-alarm rate on the clean pseudo-files is within ``FAR_BUDGET``."""
     clean = pseudo_files(free)
     rng = np.random.default_rng(seed)
-    stepped = [with_steps(t, rng) for t in clean for _ in range(8)]
+    stepped = [with_anomaly(t, rng) for t in clean for _ in range(8)]
     candidates: list[dict[str, Any]] = []
     for name in detectors:
         on_clean, on_steps = score(clean, name), score(stepped, name)
@@ -304,8 +315,8 @@ def report_skab(r: dict[str, Any]) -> None:
     for name, c in rows.items():
         print(f"{name:70s} {c['f1']:6.3f} {100 * c['far']:7.2f} {100 * c['mar']:7.2f}")
     best = r["choice"]["chosen"]
-    print(f"chosen on anomaly-free + synthetic steps: {r['choice']['label']} (clean FAR "
-          f"{100 * best['clean_far']:.1f} %, steps F1 {best['steps']['f1']:.3f})")  # fmt: skip
+    print(f"chosen on anomaly-free + synthetic anomalies: {r['choice']['label']} (clean FAR "
+          f"{100 * best['clean_far']:.1f} %, synthetic F1 {best['steps']['f1']:.3f})")  # fmt: skip
     for name, h in r.get("hindsight", {}).items():
         b, t = h["best_at_far_13_5"], h["best_f1_any_far"]
         print(f"DIAGNOSTIC, rule chosen on the scored rows, {name}: at FAR <= 13.5 % "

@@ -2,10 +2,11 @@
 
 A small version of ``benchmarks/bench_anomaly_quality.py false-alarms`` (same recipe:
 1-minute sampling with timestamp jitter, a daily cycle, AR(1) noise, heavy-tailed
-measurement noise, every other series quantised). The benchmark measures 0.64 alert
+measurement noise, every other series quantised). The benchmark measures 0.50 alert
 episodes per 10,000 readings on 20 M readings (1,000 series of 20,000). At this size
-(100 series of 6,000: the warm-up weighs more) seeds 0-7 give 0.6 to 2.5; seed 0 gives
-0.78, and the bound leaves room for that spread.
+(100 series of 6,000: the warm-up weighs more) seeds 0-7 give 0.42 to 0.73; seed 0 gives
+0.57, and the bound leaves room for that spread. (Seed 3 gave 6.07 while
+``RobustBaseline``'s spread could start far too small and, gated, never grow.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from iotml.anomaly import AlertRule, make_detector
 from iotml.sim import clean_series
 from iotml.types import Batch
 
-BOUND_PER_10K = 3.0
+BOUND_PER_10K = 1.5
 
 
 def test_default_detector_and_rule_stay_quiet_on_clean_series() -> None:
