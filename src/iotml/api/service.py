@@ -21,6 +21,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from iotml.api.app import create_app
@@ -66,6 +67,11 @@ class ServeConfig:
     queue_size: int = 10_000
     limits: Limits = field(default_factory=Limits)
     admin_token: str | None = field(default=None, repr=False)  # serves the store API
+    maintenance_model: str | None = None  # NAME[@VERSION] in the home's model registry
+    maintenance_every_s: float = 60.0
+    risk_threshold: float = 0.5
+    rul_threshold_h: float | None = None
+    home: Path | None = None  # where the model registry is; None: $IOTML_HOME
 
 
 class _Server(uvicorn.Server):
@@ -113,12 +119,24 @@ class Service:
         self.store = store
         self.config = config or ServeConfig()
         self.stages = list(stages)
+        if self.config.maintenance_model is not None:
+            self.stages.append(self._maintenance_stage())
         self.on_events = list(on_events)
         self.tokens = TokenBook(store)
         self.pipeline: Pipeline | None = None
         self.http_url = ""
         self.mqtt_url = ""
         self.alerts: list[MqttAlerts | WebhookAlerts] = []
+
+    def _maintenance_stage(self) -> Stage:
+        from iotml.pipeline.maintenance import load_maintenance_stage  # needs the ml extra
+
+        c = self.config
+        assert c.maintenance_model is not None
+        return load_maintenance_stage(
+            c.maintenance_model, self.store, home=c.home, every_s=c.maintenance_every_s,
+            risk_threshold=c.risk_threshold, rul_threshold=c.rul_threshold_h,
+        )  # fmt: skip
 
     def _source(self, broker: EmbeddedBroker | None) -> MqttSource:
         c = self.config

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from iotml import __version__
-from iotml.cli import data, demo, detect, inspect, serve, simulate  # noqa: F401 - importing registers the commands
+from iotml.cli import data, demo, detect, inspect, maintenance, serve, simulate  # noqa: F401 - importing registers the commands
 from iotml.cli.common import State, app, console
 
 

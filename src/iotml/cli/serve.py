@@ -135,6 +135,19 @@ def serve_cmd(
     alert_cooldown: Annotated[
         float, typer.Option(help="Seconds between alerts of one series.")
     ] = 60.0,
+    maintenance_model: Annotated[
+        str | None,
+        typer.Option(help="Score machines with this model NAME[@VERSION] from the registry."),
+    ] = None,
+    maintenance_every: Annotated[
+        str, typer.Option(help="How often the maintenance model scores every machine.")
+    ] = "1m",
+    risk_threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Failure risk that raises an alert.")
+    ] = 0.5,
+    rul_threshold: Annotated[
+        float | None, typer.Option(help="Remaining useful life (hours) that raises an alert.")
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 5_000,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
         0.1
@@ -164,6 +177,13 @@ def serve_cmd(
         max_delay_s=max_delay,
         limits=cli_settings(ctx).limits,
         admin_token=secrets.token_urlsafe(32),
+        maintenance_model=maintenance_model,
+        maintenance_every_s=parse_duration(
+            maintenance_every, "--maintenance-every"
+        ).total_seconds(),
+        risk_threshold=risk_threshold,
+        rul_threshold_h=rul_threshold,
+        home=cli_settings(ctx).home,
     )
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
     stages: list[Stage] = [RulesStage(ranges=parse_ranges(range_ or []), stale_after=stale)]
@@ -175,8 +195,8 @@ def serve_cmd(
     if detector != "none":
         found = make_detector(detector, warmup=warmup)
         stages.append(AnomalyStage(found, rule, store=store, ignore=ignore_metric or ()))
-    service = Service(store, config, stages=stages)
     try:
+        service = Service(store, config, stages=stages)  # loads the maintenance model, if any
         asyncio.run(_run(service, cli_settings(ctx).home, _held_file(store)))
     finally:
         store.close()

@@ -1,0 +1,32 @@
+"""Loaders for public benchmark file formats, by path (AI4I 2020, NASA C-MAPSS).
+
+Every loader takes any file of its format, not only the copies in ``../shared/data``;
+malformed content raises :class:`iotml.errors.InvalidData` naming the file, the line and
+the problem. pandas comes from the ``ml`` extra.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AI4I_FEATURES",
+    "AI4I_LEAKING",
+    "AI4I_MODES",
+    "AI4I_TARGET",
+    "CMAPSS_COLUMNS",
+    "AI4IData",
+    "CMAPSSData",
+    "load_cmapss",
+    "read_ai4i",
+    "read_cmapss",
+    "read_rul",
+]
+
+from iotml.datasets.ai4i import (
+    AI4I_FEATURES,
+    AI4I_LEAKING,
+    AI4I_MODES,
+    AI4I_TARGET,
+    AI4IData,
+    read_ai4i,
+)
+from iotml.datasets.cmapss import CMAPSS_COLUMNS, CMAPSSData, load_cmapss, read_cmapss, read_rul
