@@ -138,3 +138,31 @@ def test_physics_features() -> None:
     assert out["type"].tolist() == [0.0, 2.0]
     with pytest.raises(InvalidData, match="product type"):
         strain([1.0], [1.0], ["Q"])
+
+
+@pytest.mark.parametrize(("windows", "as_time"), [((3, 10, 50), False), (("30min", "2h"), True)])
+def test_last_only_gives_each_machines_latest_row_of_the_full_features(
+    windows: tuple[int | str, ...], as_time: bool
+) -> None:
+    rng = np.random.default_rng(4)
+    n = 3000
+    frame = pd.DataFrame({
+        "unit": rng.integers(0, 40, n), "cycle": np.arange(n),
+        "a": rng.normal(size=n), "b": rng.normal(size=n),
+    })  # fmt: skip
+    frame.index = frame.index * 3 + 7  # labels that are not positions
+    if as_time:
+        frame["cycle"] = pd.to_datetime(frame["cycle"] * 60, unit="s")
+    full = window_features(frame, ["a", "b"], windows)
+    last = window_features(frame, ["a", "b"], windows, last_only=True)
+    assert sorted(last.index) == sorted(last_rows(frame).index)
+    assert list(last.columns) == list(full.columns)
+    np.testing.assert_allclose(last.to_numpy(), full.loc[last.index].to_numpy(), atol=1e-12)
+
+
+def test_run_features_last_only_matches_the_full_transform() -> None:
+    train = engines(6, seed=2)
+    rf = RunFeatures(windows=[5, 20]).fit(train)
+    full, last = rf.transform(train), rf.transform(train, last_only=True)
+    assert len(last) == train["unit"].nunique()
+    np.testing.assert_allclose(last.to_numpy(), full.loc[last.index].to_numpy(), atol=1e-12)

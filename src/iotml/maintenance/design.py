@@ -84,8 +84,9 @@ class RunFeatures:
             raise ConfigError(f"no sensor of {self.sensors} varies in the training rows")
         return self
 
-    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Window features for every row of ``frame`` (same row order)."""
+    def transform(self, frame: pd.DataFrame, *, last_only: bool = False) -> pd.DataFrame:
+        """Window features for every row of ``frame`` (same row order), or with
+        ``last_only`` for each machine's latest row only (live scoring)."""
         pandas = require_extra("pandas", "ml")
         if not hasattr(self, "sensors_"):
             raise ConfigError("RunFeatures is not fitted: call fit(training rows) first")
@@ -95,9 +96,13 @@ class RunFeatures:
         norm = pandas.DataFrame(z, columns=names, index=frame.index)[self.sensors_]
         norm[self.group] = frame[self.group].to_numpy()
         norm[self.order] = frame[self.order].to_numpy()
-        out = window_features(norm, self.sensors_, self.windows, group=self.group, order=self.order)
+        out = window_features(
+            norm, self.sensors_, self.windows, group=self.group, order=self.order,
+            last_only=last_only,
+        )  # fmt: skip
         if self.age:
-            out["age"] = _age(frame[self.order], frame[self.group])
+            age = pandas.Series(_age(frame[self.order], frame[self.group]), index=frame.index)
+            out["age"] = age.loc[out.index].to_numpy()
         return out
 
     def _inputs(self) -> list[str]:

@@ -171,7 +171,7 @@ def predict_last(
     features: RunFeatures, model: Any, histories: pd.DataFrame
 ) -> tuple[F64, npt.NDArray[np.int64]]:
     """Predicted RUL at each machine's last row, and the machine ids (sorted)."""
-    matrix = features.transform(histories)
+    matrix = features.transform(histories, last_only=True)
     last = last_rows(histories, group=features.group, order=features.order)
     pred = np.asarray(model.predict(matrix.loc[last.index]), dtype=np.float64)
     return pred, np.asarray(last[features.group].to_numpy(), dtype=np.int64)

@@ -48,8 +48,12 @@ def window_features(
     group: str = "unit",
     order: str = "cycle",
     stats: Sequence[str] = STATS,
+    last_only: bool = False,
 ) -> pd.DataFrame:
     """Trailing-window features of ``columns`` per ``group``, aligned with ``frame``'s rows.
+
+    With ``last_only`` only each machine's latest row is computed (what live scoring
+    needs): the same values, without the work for every earlier row.
 
     >>> import pandas as pd
     >>> f = pd.DataFrame({"unit": [1, 1, 1, 2], "cycle": [1, 2, 3, 1],
@@ -64,10 +68,14 @@ def window_features(
     data = frame.reset_index(drop=True).sort_values([group, order], kind="stable")
     t = _order_values(data, group, order)
     x = data[list(columns)].to_numpy(dtype=np.float64)
+    ids = data[group].to_numpy()
+    rows = np.flatnonzero(np.r_[ids[1:] != ids[:-1], True]) if last_only and len(ids) else None
     parts = [_last_and_roc(data, x, t, columns, group)]
-    parts += [_window(data, x, t, columns, w, group, order, stats) for w in windows]
+    if rows is not None:
+        parts[0] = parts[0].iloc[rows]
+    parts += [_window(data, x, t, columns, w, group, stats, rows) for w in windows]
     out: pd.DataFrame = pandas.concat(parts, axis=1).sort_index()  # back to the caller's row order
-    out.index = frame.index
+    out.index = frame.index[out.index.to_numpy()]
     return out
 
 
@@ -133,13 +141,20 @@ def _window(
     columns: Sequence[str],
     window: int | str,
     group: str,
-    order: str,
     stats: Sequence[str],
+    rows: npt.NDArray[np.intp] | None = None,
 ) -> pd.DataFrame:
+    """Window statistics at every row, or at ``rows`` only (positions in sorted ``data``)."""
     k = len(columns)
     start, end = _bounds(data[group].to_numpy(), t, window)
     body = np.hstack([x, x * x, x * t[:, None], t[:, None], (t * t)[:, None]])
-    means = _rolled(body, start, end, "mean")
+    index = data.index
+    if rows is None:
+        roll = _rolled
+    else:
+        start, end, index = start[rows], end[rows], index[rows]
+        roll = _sliced
+    means = roll(body, start, end, "mean")
     m_x, m_xx, m_xt = means[:, :k], means[:, k : 2 * k], means[:, 2 * k : 3 * k]
     m_t, m_tt = means[:, 3 * k], means[:, 3 * k + 1]
     result: dict[str, np.ndarray] = {}
@@ -154,8 +169,8 @@ def _window(
         result["slope"] = np.where(var_t[:, None] > 1e-12, cov / safe[:, None], 0.0)
     for stat in ("min", "max"):
         if stat in stats:
-            result[stat] = _rolled(x, start, end, stat)
-    return _named(result, columns, window, data.index, stats)
+            result[stat] = roll(x, start, end, stat)
+    return _named(result, columns, window, index, stats)
 
 
 def _bounds(
@@ -201,6 +216,23 @@ def _rolled(
 
     rolling = pandas.DataFrame(values).rolling(Bounds(), min_periods=1)
     return np.asarray(getattr(rolling, stat)().to_numpy(dtype=np.float64))
+
+
+def _sliced(
+    values: np.ndarray, start: npt.NDArray[np.int64], end: npt.NDArray[np.int64], stat: str
+) -> np.ndarray:
+    """``stat`` over each window ``[start, end)`` of a few rows: the windows gathered side by
+    side (padded to the longest), then reduced along them."""
+    width = int((end - start).max()) if start.size else 0
+    idx = start[:, None] + np.arange(width)[None, :]
+    valid = (idx < end[:, None])[:, :, None]
+    gathered = values[np.minimum(idx, len(values) - 1)]
+    if stat == "mean":
+        total = np.where(valid, gathered, 0.0).sum(axis=1)
+        return np.asarray(total / (end - start)[:, None], dtype=np.float64)
+    fill = np.inf if stat == "min" else -np.inf
+    reduce = np.min if stat == "min" else np.max
+    return np.asarray(reduce(np.where(valid, gathered, fill), axis=1), dtype=np.float64)
 
 
 def _named(
