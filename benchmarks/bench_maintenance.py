@@ -51,8 +51,8 @@ from iotml.datasets import load_cmapss, read_ai4i
 from iotml.maintenance import (
     CMAPSS_WINDOWS,
     DEFAULT_CAP,
-    FailureClassifier,
     RULRegressor,
+    ai4i_classifier,
     ai4i_features,
     evaluate_ai4i,
     fit_cmapss,
@@ -87,14 +87,8 @@ def ai4i(args: argparse.Namespace) -> dict[str, Any]:
     data = read_ai4i(path)
     X = ai4i_features(data.X)
     models = {
-        "tree (default)": FailureClassifier(random_state=args.seed),
-        "boosting": FailureClassifier(
-            model="boosting",
-            max_depth=4,
-            min_samples_leaf=10,
-            class_weight="balanced",
-            random_state=args.seed,
-        ),
+        "tree (default)": ai4i_classifier("tree", random_state=args.seed),
+        "boosting": ai4i_classifier("boosting", random_state=args.seed),
     }
     out: dict[str, Any] = {"file": str(path), "rows": len(X), "published": PUBLISHED["ai4i"]}
     rng = np.random.default_rng(args.seed)

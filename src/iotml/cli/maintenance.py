@@ -232,7 +232,7 @@ def evaluate_cmd(
     ] = None,
     subset: Annotated[str, typer.Option(help="C-MAPSS subset, e.g. FD001.")] = "FD001",
     file: Annotated[Path | None, typer.Option(help="AI4I: the CSV file.")] = None,
-    model: Annotated[str, typer.Option(help="AI4I: tree or boosting.")] = "boosting",
+    model: Annotated[str, typer.Option(help="AI4I: tree or boosting.")] = "tree",
     cap: Annotated[float, typer.Option(help="C-MAPSS: RUL cap of the training target.")] = 125.0,
     conditions: Annotated[
         int | None,
@@ -271,15 +271,14 @@ def _evaluate_cmapss(
 
 def _evaluate_ai4i(file: Path | None, model: str) -> dict[str, Any]:
     from iotml.datasets import read_ai4i
-    from iotml.maintenance import FailureClassifier, ai4i_features
-    from iotml.maintenance.evaluate import evaluate_ai4i
+    from iotml.maintenance import ai4i_features
+    from iotml.maintenance.evaluate import ai4i_classifier, evaluate_ai4i
 
     if file is None:
         raise ConfigError("--dataset ai4i needs --file PATH (an AI4I 2020 format CSV)")
-    if model not in ("tree", "boosting"):
-        raise ConfigError(f"--model {model!r} is not 'tree' or 'boosting'")
+    estimator = ai4i_classifier(model)
     data = read_ai4i(file)
-    result = evaluate_ai4i(ai4i_features(data.X), data.y, FailureClassifier(model))
+    result = evaluate_ai4i(ai4i_features(data.X), data.y, estimator)
     cv = {f"cv_{k}": v for k, v in result["cv"].items() if k != "f1_per_fold"}
     split = {f"split_{k}": v for k, v in result["split"].items()}
     return {"dataset": "ai4i", "model": model, "folds": result["folds"],

@@ -32,6 +32,7 @@ __all__ = [
     "RULRegressor",
     "Reason",
     "RunFeatures",
+    "ai4i_classifier",
     "ai4i_features",
     "classification_metrics",
     "contributions",
@@ -65,6 +66,7 @@ __all__ = [
 from iotml.maintenance.conditions import ConditionNormalizer
 from iotml.maintenance.design import CMAPSS_WINDOWS, RunFeatures
 from iotml.maintenance.evaluate import (
+    ai4i_classifier,
     classification_metrics,
     evaluate_ai4i,
     evaluate_cmapss,

@@ -17,6 +17,7 @@ clipped. RMSE and the PHM08 score ``S = Σ exp(-d/13) - 1 (d < 0) + Σ exp(d/10)
 from __future__ import annotations
 
 __all__ = [
+    "ai4i_classifier",
     "classification_metrics",
     "evaluate_ai4i",
     "evaluate_cmapss",
@@ -36,6 +37,7 @@ from sklearn.base import clone
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from iotml.errors import ConfigError
 from iotml.maintenance.design import CMAPSS_WINDOWS, RunFeatures
 from iotml.maintenance.features import last_rows
 from iotml.maintenance.models import FailureClassifier, RULRegressor
@@ -87,6 +89,23 @@ def classification_metrics(y: npt.ArrayLike, proba: F64, pred: npt.ArrayLike) ->
         "n": float(y.size),
         "positives": float(np.sum(y == 1)),
     }
+
+
+def ai4i_classifier(model: str = "tree", random_state: int | None = 0) -> FailureClassifier:
+    """The AI4I configurations chosen by 5-fold CV inside the training part (BENCHMARKS.md):
+    the default decision tree, or boosting with depth 4, leaves of 10 and balanced classes.
+
+    >>> ai4i_classifier("boosting").class_weight
+    'balanced'
+    """
+    if model == "tree":
+        return FailureClassifier(random_state=random_state)
+    if model == "boosting":
+        return FailureClassifier(
+            model="boosting", max_depth=4, min_samples_leaf=10, class_weight="balanced",
+            random_state=random_state,
+        )  # fmt: skip
+    raise ConfigError(f"model {model!r} is not 'tree' or 'boosting'")
 
 
 def evaluate_ai4i(
