@@ -294,6 +294,28 @@ def _devices(store: Store, devices: Iterable[str] | None, metrics: list[str]) ->
     return chosen
 
 
+def _aggregates(
+    store: Store,
+    devices: list[str],
+    metrics: list[str],
+    every: timedelta,
+    lo: int | None,
+    hi: int | None,
+) -> pa.Table | None:
+    """The store's buckets of ``metrics`` for ``devices``: one query per metric when the
+    devices outnumber the metrics (a fleet), else one per device."""
+    if len(devices) > len(metrics):
+        tables = [store.aggregate(None, m, every, lo, hi) for m in metrics]
+        keep, column = devices, "device_id"
+    else:
+        tables = [store.aggregate(d, None, every, lo, hi) for d in devices]
+        keep, column = metrics, "metric"
+    if not tables:
+        return None
+    table = pa.concat_tables(tables)
+    return table.filter(pc.is_in(table.column(column), pa.array(keep, pa.string())))
+
+
 def telemetry_frame(
     store: Store,
     devices: Iterable[str] | None,
@@ -318,10 +340,7 @@ def telemetry_frame(
     metrics = _names(metrics, "metrics")
     chosen = _devices(store, devices, metrics)
     lo, hi = _us(start, "start"), _us(end, "end")
-    tables = [store.aggregate(d, None, every, lo, hi) for d in chosen]
-    table = pa.concat_tables(tables) if tables else None
-    if table is not None:
-        table = table.filter(pc.is_in(table.column("metric"), pa.array(metrics, pa.string())))
+    table = _aggregates(store, chosen, metrics, every, lo, hi)
     buckets = _bucket_us(table)
     if lo is None:
         lo = int(buckets.min()) if len(buckets) else 0
