@@ -1,4 +1,4 @@
-"""Loaders for public benchmark file formats, by path (AI4I 2020, NASA C-MAPSS).
+"""Loaders for public benchmark file formats, by path (AI4I, C-MAPSS, ETT, household power).
 
 Every loader takes any file of its format, not only the copies in ``../shared/data``;
 malformed content raises :class:`iotml.errors.InvalidData` naming the file, the line and
@@ -13,12 +13,20 @@ __all__ = [
     "AI4I_MODES",
     "AI4I_TARGET",
     "CMAPSS_COLUMNS",
+    "HOUSEHOLD_TARGET",
     "AI4IData",
     "CMAPSSData",
+    "ETTData",
+    "Split",
+    "ett_split",
+    "household_split",
     "load_cmapss",
     "read_ai4i",
     "read_cmapss",
+    "read_ett",
+    "read_household",
     "read_rul",
+    "read_timeseries",
 ]
 
 from iotml.datasets.ai4i import (
@@ -30,3 +38,5 @@ from iotml.datasets.ai4i import (
     read_ai4i,
 )
 from iotml.datasets.cmapss import CMAPSS_COLUMNS, CMAPSSData, load_cmapss, read_cmapss, read_rul
+from iotml.datasets.ett import ETTData, Split, ett_split, read_ett, read_timeseries
+from iotml.datasets.household import HOUSEHOLD_TARGET, household_split, read_household
