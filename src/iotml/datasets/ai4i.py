@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from iotml.datasets._columns import numbers, reject_first
 from iotml.errors import InvalidData, require_extra
 
 if TYPE_CHECKING:
@@ -80,46 +81,18 @@ def read_ai4i(path: str | Path) -> AI4IData:
         raise InvalidData(f"{path}: missing AI4I column(s) {missing}; found {list(raw.columns)}")
     X = pandas.DataFrame({"Type": _types(raw["Type"], path)})
     for name in AI4I_FEATURES[1:]:
-        X[name] = _numbers(raw[name], name, path)
-    y = _flags(raw[AI4I_TARGET], AI4I_TARGET, path)
-    modes = pandas.DataFrame({m: _flags(raw[m], m, path) for m in AI4I_MODES if m in raw.columns})
+        X[name] = numbers(raw[name], path)
+    y = _flags(raw[AI4I_TARGET], path)
+    modes = pandas.DataFrame({m: _flags(raw[m], path) for m in AI4I_MODES if m in raw.columns})
     return AI4IData(X=X, y=y, modes=modes)
 
 
-def _line(index: int) -> int:
-    return index + 2  # the header is line 1
-
-
 def _types(column: pd.Series, path: Path) -> pd.Series:
-    bad = ~column.isin(TYPES)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InvalidData(
-            f"{path}, line {_line(i)}: column 'Type' is {column.iloc[i]!r}; expected L, M or H"
-        )
+    reject_first(column, ~column.isin(TYPES).to_numpy(), path, "L, M or H")
     return column
 
 
-def _numbers(column: pd.Series, name: str, path: Path) -> npt.NDArray[np.float64]:
-    pandas = require_extra("pandas", "ml")
-    values: npt.NDArray[np.float64] = pandas.to_numeric(column, errors="coerce").to_numpy(
-        dtype=np.float64
-    )
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidData(
-            f"{path}, line {_line(i)}: column {name!r} is {column.iloc[i]!r}; expected a number"
-        )
-    return values
-
-
-def _flags(column: pd.Series, name: str, path: Path) -> npt.NDArray[np.int64]:
-    values = _numbers(column, name, path)
-    bad = (values != 0) & (values != 1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidData(
-            f"{path}, line {_line(i)}: column {name!r} is {column.iloc[i]!r}; expected 0 or 1"
-        )
+def _flags(column: pd.Series, path: Path) -> npt.NDArray[np.int64]:
+    values = numbers(column, path)
+    reject_first(column, (values != 0) & (values != 1), path, "0 or 1")
     return values.astype(np.int64)

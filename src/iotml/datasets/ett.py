@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from iotml.datasets._columns import line, numbers, reject_first
 from iotml.errors import ConfigError, InvalidData, require_extra
 
 if TYPE_CHECKING:
@@ -80,9 +81,9 @@ def read_timeseries(path: str | Path, time_column: str) -> ETTData:
         )
     if len(raw) < 2:
         raise InvalidData(f"{path}: {len(raw)} data row(s); need at least 2 to infer the rate")
-    stamps = _timestamps(raw[time_column], time_column, path)
+    stamps = _timestamps(raw[time_column], path)
     channels = tuple(str(c) for c in raw.columns[1:])
-    values = np.column_stack([_numbers(raw[c], c, path) for c in channels])
+    values = np.column_stack([numbers(raw[c], path) for c in channels])
     return ETTData(stamps, values, channels, _freq(stamps, path))
 
 
@@ -105,35 +106,12 @@ def ett_split(n_rows: int, freq: timedelta, lookback: int) -> Split:
     return Split((0, train), (train - lookback, val), (val - lookback, test))
 
 
-def _line(index: int) -> int:
-    return index + 2  # the header is line 1
-
-
-def _timestamps(column: pd.Series, name: str, path: Path) -> npt.NDArray[np.datetime64]:
+def _timestamps(column: pd.Series, path: Path) -> npt.NDArray[np.datetime64]:
     pandas = require_extra("pandas", "ml")
     parsed = pandas.to_datetime(column, errors="coerce", format="ISO8601")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidData(
-            f"{path}, line {_line(i)}: column {name!r} is {column.iloc[i]!r}; expected a timestamp"
-        )
+    reject_first(column, parsed.isna().to_numpy(), path, "a timestamp")
     stamps: npt.NDArray[np.datetime64] = parsed.to_numpy(dtype="datetime64[ns]")
     return stamps
-
-
-def _numbers(column: pd.Series, name: str, path: Path) -> npt.NDArray[np.float64]:
-    pandas = require_extra("pandas", "ml")
-    values: npt.NDArray[np.float64] = pandas.to_numeric(column, errors="coerce").to_numpy(
-        dtype=np.float64
-    )
-    bad = ~np.isfinite(values)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InvalidData(
-            f"{path}, line {_line(i)}: column {name!r} is {column.iloc[i]!r}; expected a number"
-        )
-    return values
 
 
 def _freq(stamps: npt.NDArray[np.datetime64], path: Path) -> timedelta:
@@ -143,7 +121,7 @@ def _freq(stamps: npt.NDArray[np.datetime64], path: Path) -> timedelta:
     if bad.size:
         i = int(bad[0]) + 1
         raise InvalidData(
-            f"{path}, line {_line(i)}: timestamp {stamps[i]} is {steps[i - 1]} after the previous "
+            f"{path}, line {line(i)}: timestamp {stamps[i]} is {steps[i - 1]} after the previous "
             f"row; expected a fixed positive step of {steps[0]}"
         )
     step: timedelta = steps[0].astype("timedelta64[us]").item()
