@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["line", "numbers", "reject_first"]
+__all__ = ["line", "numbers", "read_cells", "reject_first"]
 
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,3 +39,14 @@ def numbers(column: pd.Series, path: Path) -> npt.NDArray[np.float64]:
     )
     reject_first(column, ~np.isfinite(values), path, "a number")
     return values
+
+
+def read_cells(path: Path, what: str) -> pd.DataFrame:
+    """Every cell of a CSV file as text (checked column by column afterwards); a file that
+    cannot be read or parsed is :class:`InvalidData` naming ``what`` it should have been."""
+    pandas = require_extra("pandas", "ml")
+    try:
+        raw: pd.DataFrame = pandas.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as err:
+        raise InvalidData(f"{path}: cannot read as {what}: {err}") from err
+    return raw

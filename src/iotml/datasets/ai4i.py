@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from iotml.datasets._columns import numbers, reject_first
+from iotml.datasets._columns import numbers, read_cells, reject_first
 from iotml.errors import InvalidData, require_extra
 
 if TYPE_CHECKING:
@@ -72,10 +72,7 @@ def read_ai4i(path: str | Path) -> AI4IData:
     """
     pandas = require_extra("pandas", "ml")
     path = Path(path)
-    try:
-        raw = pandas.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as err:
-        raise InvalidData(f"{path}: cannot read as AI4I CSV: {err}") from err
+    raw = read_cells(path, "AI4I CSV")
     missing = [c for c in (*AI4I_FEATURES, AI4I_TARGET) if c not in raw.columns]
     if missing:
         raise InvalidData(f"{path}: missing AI4I column(s) {missing}; found {list(raw.columns)}")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from iotml.datasets._columns import line, numbers, reject_first
+from iotml.datasets._columns import line, numbers, read_cells, reject_first
 from iotml.errors import ConfigError, InvalidData, require_extra
 
 if TYPE_CHECKING:
@@ -69,12 +69,8 @@ def read_ett(path: str | Path) -> ETTData:
 
 def read_timeseries(path: str | Path, time_column: str) -> ETTData:
     """Read a CSV of a ``time_column`` and numeric channels at a fixed sampling rate."""
-    pandas = require_extra("pandas", "ml")
     path = Path(path)
-    try:
-        raw = pandas.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as err:
-        raise InvalidData(f"{path}: cannot read as a time-series CSV: {err}") from err
+    raw = read_cells(path, "a time-series CSV")
     if list(raw.columns[:1]) != [time_column] or len(raw.columns) < 2:
         raise InvalidData(
             f"{path}: expected columns {time_column!r} then channels; found {list(raw.columns)}"
