@@ -6,6 +6,10 @@ JSON; 422 a payload that cannot be decoded, or whose every record was rejected (
 reasons are in the body); 202 accepted, with counts. Refused payloads (403, 413, 422) are
 kept in the dead letters with the reason and source ``http:<path>``; accepted ones go
 through the stream pipeline, which dead-letters their rejected records.
+
+``GET /api/v1/forecasts/{device}`` (optional ``?metric=``) returns the newest forecast the
+forecast stage stored for a device (:func:`~iotml.pipeline.forecast.latest_forecast`), or
+404 with a message when there is none.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from iotml.config import Limits
 from iotml.devices import TokenBook
 from iotml.errors import InvalidPayload
 from iotml.pipeline import Message, Pipeline
+from iotml.pipeline.forecast import latest_forecast
 from iotml.pipeline.prometheus import render
 from iotml.store.wire import PREFIX as STORE_PREFIX
 
 TELEMETRY = "/api/v1/telemetry"
+FORECASTS = "/api/v1/forecasts/{device}"
 SOURCE = f"http:{TELEMETRY}"
 ACCEPTED_TYPES = ("application/senml+json", "application/senml+cbor", "application/json")
 
@@ -120,6 +126,15 @@ def create_app(
     def metrics() -> str:
         pipeline.metrics.queue_depth = pipeline.queue_depth
         return render(pipeline.metrics)
+
+    @app.get(FORECASTS, summary="The latest stored forecast of a device")
+    def forecast(device: str, metric: str | None = None) -> JSONResponse:
+        found = latest_forecast(pipeline.store, device, metric)
+        if found is None:
+            what = f"{metric!r} forecast" if metric is not None else "forecast"
+            detail = f"no {what} stored for device {device!r} (is a forecast model serving it?)"
+            return _answer(404, {"detail": detail})
+        return _answer(200, found)
 
     app.add_api_route(
         TELEMETRY,

@@ -71,6 +71,8 @@ class ServeConfig:
     maintenance_every_s: float = 60.0
     risk_threshold: float = 0.5
     rul_threshold_h: float | None = None
+    forecast_model: str | None = None  # NAME[@VERSION] of a forecast model in the registry
+    forecast_every_s: float = 900.0
     home: Path | None = None  # where the model registry is; None: $IOTML_HOME
 
 
@@ -121,6 +123,8 @@ class Service:
         self.stages = list(stages)
         if self.config.maintenance_model is not None:
             self.stages.append(self._maintenance_stage())
+        if self.config.forecast_model is not None:
+            self.stages.append(self._forecast_stage())
         self.on_events = list(on_events)
         self.tokens = TokenBook(store)
         self.pipeline: Pipeline | None = None
@@ -137,6 +141,15 @@ class Service:
             c.maintenance_model, self.store, home=c.home, every_s=c.maintenance_every_s,
             risk_threshold=c.risk_threshold, rul_threshold=c.rul_threshold_h,
         )  # fmt: skip
+
+    def _forecast_stage(self) -> Stage:
+        from iotml.pipeline.forecast import load_forecast_stage
+
+        c = self.config
+        assert c.forecast_model is not None
+        return load_forecast_stage(
+            c.forecast_model, self.store, home=c.home, every_s=c.forecast_every_s
+        )
 
     def _source(self, broker: EmbeddedBroker | None) -> MqttSource:
         c = self.config

@@ -14,7 +14,17 @@ from typing import Annotated
 import typer
 
 from iotml import __version__
-from iotml.cli import data, demo, detect, inspect, maintenance, serve, simulate  # noqa: F401 - importing registers the commands
+from iotml.cli import (  # noqa: F401 - importing registers the commands
+    data,
+    demo,
+    detect,
+    forecast_eval,
+    forecast_live,
+    inspect,
+    maintenance,
+    serve,
+    simulate,
+)
 from iotml.cli.common import State, app, console
 
 

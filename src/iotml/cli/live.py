@@ -9,20 +9,20 @@ end the events are scored against the simulation's ground truth (:mod:`iotml.sim
 
 from __future__ import annotations
 
-__all__ = ["DEMO_RANGES", "LiveRun", "run_live"]
+__all__ = ["DEMO_RANGES", "NOT_ALERTS", "LiveRun", "run_live"]
 
 import asyncio
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotml.anomaly import AlertRule, default_detector
 from iotml.api.service import ServeConfig, Service
 from iotml.devices import issue_token
-from iotml.pipeline import AnomalyStage, PipelineMetrics, RulesStage
+from iotml.pipeline import AnomalyStage, PipelineMetrics, RulesStage, Stage
 from iotml.sim import Fleet, FleetSpec, HttpSink, MqttSink, SimStats, simulate
 from iotml.store import Store
 from iotml.types import Events
@@ -54,6 +54,10 @@ class _Router:
         return await sink.send(device_id, payload, content_type)
 
 
+#: Event kinds that are predictions, not alerts: counted as events, never listed as alerts.
+NOT_ALERTS = frozenset({"forecast", "failure_risk", "rul"})
+
+
 @dataclass(slots=True)
 class LiveRun:
     """What the live view shows while the demo runs, and what the summary reports."""
@@ -74,7 +78,7 @@ class LiveRun:
 
     def on_events(self, events: Events) -> None:
         self.events.append(events)
-        self.recent.extend(events.to_pylist())
+        self.recent.extend(e for e in events.to_pylist() if e["kind"] not in NOT_ALERTS)
 
     @property
     def elapsed_s(self) -> float:
@@ -99,10 +103,12 @@ async def run_live(
     truth_path: Path | None = None,
     on_start: Callable[[LiveRun], None] = lambda run: None,
     stop_early: asyncio.Event | None = None,
+    stages: Sequence[Stage] = (),
 ) -> LiveRun:
     """Serve in-process on free ports, run the fleet for ``duration_s``, stop cleanly.
 
-    Setting ``stop_early`` ends the fleet's run sooner; shutdown is the same.
+    Setting ``stop_early`` ends the fleet's run sooner; shutdown is the same. ``stages``
+    run after the demo's rules and anomaly stages (the demo adds its forecast stage).
     """
     fleet = Fleet(spec)
     run = LiveRun(fleet, duration_s)
@@ -115,7 +121,7 @@ async def run_live(
         default_detector(warmup=20), AlertRule(cooldown_s=5.0), store=store,
         ignore=("setpoint", "valve"),  # commands, not measurements: they change on purpose
     )  # fmt: skip
-    service = Service(store, config, stages=[rules, anomaly], on_events=[run.on_events])
+    service = Service(store, config, stages=[rules, anomaly, *stages], on_events=[run.on_events])
     stop, ready = asyncio.Event(), asyncio.Event()
     serving = asyncio.create_task(service.run(stop, ready))
     await asyncio.wait([serving, asyncio.create_task(ready.wait())], return_when="FIRST_COMPLETED")

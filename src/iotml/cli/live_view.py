@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from iotml.cli.live import LiveRun
+from iotml.cli.live import NOT_ALERTS, LiveRun
 from iotml.sim.score import TruthHit, event_rows, score_truth
 from iotml.sim.truth import TruthRecord, iso_us
 from iotml.types import Events
@@ -40,7 +40,7 @@ def live_panel(run: LiveRun) -> RenderableType:
     )
     stats.add_row(
         f"[bold red]{rejected:,}[/] rejected",
-        f"[bold yellow]{m.events:,}[/] alerts",
+        f"[bold yellow]{m.events:,}[/] events",
         f"queue {m.queue_depth:,}",
         f"flush {m.last_batch_s * 1000:,.0f} ms",
     )
@@ -101,7 +101,7 @@ def summary_tables(run: LiveRun, dead_letters: int) -> list[RenderableType]:
     """The end-of-run report: what was sent and stored, what was caught."""
     m, sim = run.metrics, run.sim
     ingest = Table(title="ingested", header_style="bold")
-    for name in ("sent", "received", "stored", "rejected", "dead letters", "alerts"):
+    for name in ("sent", "received", "stored", "rejected", "dead letters", "events"):
         ingest.add_column(name, justify="right")
     ingest.add_row(
         f"{sim.messages:,} messages / {sim.readings:,} readings",
@@ -118,7 +118,7 @@ def summary_tables(run: LiveRun, dead_letters: int) -> list[RenderableType]:
         reasons.add_row(escape(reason), f"{n:,}")
     events = run.all_events()
     hits = score_truth(list(run.fleet.truth), event_rows(events))
-    kinds = Counter(events.table.column("kind").to_pylist())
+    kinds = Counter(k for k in events.table.column("kind").to_pylist() if k not in NOT_ALERTS)
     alerts = Table(title="alerts raised", header_style="bold")
     alerts.add_column("kind")
     alerts.add_column("count", justify="right")

@@ -148,6 +148,13 @@ def serve_cmd(
     rul_threshold: Annotated[
         float | None, typer.Option(help="Remaining useful life (hours) that raises an alert.")
     ] = None,
+    forecast_model: Annotated[
+        str | None,
+        typer.Option(help="Forecast every meter with this model NAME[@VERSION] from the registry."),
+    ] = None,
+    forecast_every: Annotated[
+        str, typer.Option(help="How often the forecast model forecasts every meter.")
+    ] = "15m",
     batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 5_000,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
         0.1
@@ -183,6 +190,8 @@ def serve_cmd(
         ).total_seconds(),
         risk_threshold=risk_threshold,
         rul_threshold_h=rul_threshold,
+        forecast_model=forecast_model,
+        forecast_every_s=parse_duration(forecast_every, "--forecast-every").total_seconds(),
         home=cli_settings(ctx).home,
     )
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
@@ -196,7 +205,7 @@ def serve_cmd(
         found = make_detector(detector, warmup=warmup)
         stages.append(AnomalyStage(found, rule, store=store, ignore=ignore_metric or ()))
     try:
-        service = Service(store, config, stages=stages)  # loads the maintenance model, if any
+        service = Service(store, config, stages=stages)  # loads the maintenance/forecast models
         asyncio.run(_run(service, cli_settings(ctx).home, _held_file(store)))
     finally:
         store.close()

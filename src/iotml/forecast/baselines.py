@@ -19,7 +19,7 @@ validation moments without forecasting a single window.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_ALPHAS", "Persistence", "RidgeForecaster", "SeasonalNaive"]
+__all__ = ["DEFAULT_ALPHAS", "Moments", "Persistence", "RidgeForecaster", "SeasonalNaive"]
 
 from dataclasses import dataclass
 from typing import Self
@@ -77,13 +77,18 @@ class SeasonalNaive:
 
 
 @dataclass
-class _Moments:
+class Moments:
     """Sufficient statistics of a least-squares problem ``y ~ Z w``."""
 
     zz: Array
     zy: Array
     yy: float
     rows: int
+
+    def __add__(self, other: Moments) -> Moments:
+        return Moments(
+            self.zz + other.zz, self.zy + other.zy, self.yy + other.yy, self.rows + other.rows
+        )
 
     def mse(self, w: Array) -> float:
         """Mean squared error of ``Z w`` against ``y``, from the moments alone."""
@@ -113,13 +118,15 @@ class RidgeForecaster:
 
     def fit(self, X: Array, Y: Array, validation: tuple[Array, Array] | None = None) -> Self:
         """Solve the ridge problem for each penalty; keep the best on ``validation``."""
-        _check_windows(X, Y)
+        train = self.moments(X, Y)
+        return self.fit_moments(train, None if validation is None else self.moments(*validation))
+
+    def fit_moments(self, train: Moments, held_out: Moments | None = None) -> Self:
+        """:meth:`fit` from accumulated :meth:`moments` (summed over chunks of windows)."""
         if not self.alphas or min(self.alphas) < 0:
             raise ConfigError(f"alphas is {self.alphas!r}; expected non-negative penalties")
-        if validation is None and len(self.alphas) > 1:
+        if held_out is None and len(self.alphas) > 1:
             raise ConfigError("several alphas need validation=(X_val, Y_val) to choose one")
-        train = self._moments(X, Y)
-        held_out = None if validation is None else self._moments(*validation)
         self.val_mse_: dict[float, float] = {}
         best: tuple[float, float, Array] | None = None
         for alpha in self.alphas:
@@ -145,7 +152,8 @@ class RidgeForecaster:
         out: Array = (rows - last) @ self.coef_ + self.intercept_ + last
         return out.reshape(n, channels, -1).transpose(0, 2, 1)
 
-    def _moments(self, X: Array, Y: Array) -> _Moments:
+    def moments(self, X: Array, Y: Array) -> Moments:
+        """The least-squares moments of windows ``X``, ``Y``; they add up over chunks."""
         _check_windows(X, Y)
         lookback, horizon = X.shape[1], Y.shape[1]
         zz, zy = np.zeros((lookback + 1, lookback + 1)), np.zeros((lookback + 1, horizon))
@@ -160,10 +168,10 @@ class RidgeForecaster:
             zy += z.T @ y
             yy += float(np.sum(y * y))
             rows += len(z)
-        return _Moments(zz, zy, yy, rows)
+        return Moments(zz, zy, yy, rows)
 
 
-def _solve(moments: _Moments, alpha: float) -> Array:
+def _solve(moments: Moments, alpha: float) -> Array:
     """Ridge weights ``(Z^T Z + alpha D)^-1 Z^T y``; ``D`` spares the intercept."""
     penalty = np.full(len(moments.zz), alpha)
     penalty[-1] = 0.0

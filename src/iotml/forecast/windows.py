@@ -11,9 +11,10 @@ channels)``; models that need contiguous data copy one chunk at a time.
 
 from __future__ import annotations
 
-__all__ = ["Scaler", "Windows", "split_windows", "windows"]
+__all__ = ["Scaler", "Windows", "phases", "split_windows", "windows"]
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import NamedTuple, Self
 
 import numpy as np
@@ -23,6 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from iotml.errors import ConfigError, InvalidData
 
 Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass
@@ -82,3 +84,21 @@ def split_windows(series: Array, part: tuple[int, int], lookback: int, horizon: 
     """The windows lying wholly inside rows ``part = (start, stop)`` of ``series``."""
     start, stop = part
     return windows(series[start:stop], lookback, horizon)
+
+
+def phases(timestamps: npt.NDArray[np.datetime64], freq: timedelta, period: int) -> IntArray:
+    """Position of each timestamp in a cycle of ``period`` rows of ``freq`` (e.g. time of day).
+
+    Counted from midnight UTC of 1970-01-01, so a daily cycle's phase 0 is midnight.
+
+    >>> ts = np.array(["2024-01-01T00:00", "2024-01-01T01:00", "2024-01-02T23:00"],
+    ...               dtype="datetime64[m]")
+    >>> phases(ts, timedelta(hours=1), 24).tolist()
+    [0, 1, 23]
+    """
+    step = int(freq.total_seconds())
+    if step <= 0 or period < 1:
+        raise ConfigError(f"freq={freq!r}, period={period!r}; expected both positive")
+    seconds = timestamps.astype("datetime64[s]").astype(np.int64)
+    out: IntArray = (seconds // step) % period
+    return out
