@@ -150,3 +150,21 @@ def test_untrained_and_foreign_bundles_and_bad_settings_are_refused(tmp_path: Pa
     store.write(meter_batch("short", T0, T0 + DAY))
     with pytest.raises(InvalidData, match="no meter has a usable 'power' history: short: "):
         _model().fit(store)
+
+
+def test_neural_meters_forecast_with_the_time_of_day_and_survive_the_bundle(
+    site: tuple[MemoryStore, int, ForecastModel], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    store, end, ridge = site
+    model = _model(model="neural")
+    model.fit(store, devices=METERS)
+    assert model.devices == METERS
+    # the neural model starts from the ridge and keeps training only if validation improves
+    assert model.metrics_["val_mae"] <= 1.2 * ridge.metrics_["val_mae"]
+    registry = ModelRegistry(tmp_path)
+    model.save(registry, "neural-meters", "1.0.0")
+    loaded = ForecastModel.load(registry, "neural-meters")
+    a, b = model.forecast(store, "meter-a", end), loaded.forecast(store, "meter-a", end)
+    np.testing.assert_allclose(a.point, b.point)
+    assert a.point.shape == (6,)

@@ -173,3 +173,45 @@ def test_past_covariates_reach_the_model() -> None:
         model.predict(test.X)
     with pytest.raises(InvalidData, match="covariates"):
         model.predict(test.X, exog=e_test[:, :5])
+
+
+def test_forecaster_reads_covariates_over_the_window() -> None:
+    rng = np.random.default_rng(7)
+    rows, lag = 2400, 6
+    u = rng.normal(size=rows + lag)
+    target = u[:-lag] + rng.normal(0, 0.1, rows)  # the covariate, 6 steps early
+    covariate = u[lag:]
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(rows) * np.timedelta64(1, "h")
+    with_cov = Forecaster("neural", lookback=6, horizon=6, levels=(0.8,), seed=0)
+    with_cov.fit(target[:2000], timestamps=stamps[:2000], covariates=covariate[:2000])
+    alone = Forecaster("ridge", lookback=6, horizon=6, levels=(0.8,)).fit(target[:2000])
+    errors_cov, errors_alone = [], []
+    for end in range(2006, rows - 6, 5):
+        truth = target[end : end + 6, None]
+        out = with_cov.predict(
+            history=target[:end], timestamps=stamps[:end], covariates=covariate[:end]
+        )
+        errors_cov.append(np.mean((out.point - truth) ** 2))
+        errors_alone.append(np.mean((alone.predict(history=target[:end]).point - truth) ** 2))
+    assert np.mean(errors_cov) < 0.5 * np.mean(errors_alone)
+    with pytest.raises(InvalidData, match="rows of covariates"):
+        with_cov.predict(history=target[:2100], timestamps=stamps[:2100])
+    with pytest.raises(ConfigError, match="neural model only"):
+        Forecaster("ridge", lookback=6, horizon=6).fit(target, covariates=covariate)
+
+
+def test_the_neural_fit_never_reads_test_rows() -> None:
+    from iotml.datasets.ett import Split
+    from iotml.forecast.methods import fit_methods
+
+    rows = 1400
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(rows) * np.timedelta64(1, "h")
+    split = Split((0, 800), (800 - 24, 1100), (1100 - 24, rows))
+    histories = []
+    for seed in (0, 1):  # the same training and validation rows, different test rows
+        values = _daily(rows, seed=3)
+        values[1100:] = _daily(rows - 1100, seed=seed) * (1 + 4 * seed)
+        model = NeuralForecaster(hidden=16, max_epochs=2, threads=1)
+        fit_methods(values, HOUR, split, 24, 12, neural=model, timestamps=stamps)
+        histories.append(model.history_)
+    np.testing.assert_array_equal(np.array(histories[0]), np.array(histories[1]))

@@ -78,9 +78,9 @@ def train_cmd(
     interval: Annotated[str, typer.Option(help="Resampling interval (a forecast step).")] = "1h",
     lookback: Annotated[int, typer.Option(min=1, help="Steps read per forecast.")] = 168,
     horizon: Annotated[int, typer.Option(min=1, help="Steps forecast.")] = 24,
-    model: Annotated[str, typer.Option(help="Forecaster: ridge, seasonal, persistence, ...")] = (
-        "ridge"
-    ),
+    model: Annotated[
+        str, typer.Option(help="Forecaster: ridge, neural (extra nn), seasonal or persistence.")
+    ] = ("ridge"),
     levels: Annotated[str, typer.Option(help="Interval coverages, comma-separated.")] = (
         "0.8,0.95"
     ),

@@ -109,11 +109,18 @@ class Forecaster:
         self.period = period
         self.seed = seed
 
-    def fit(self, history: Array, timestamps: Stamps | None = None) -> Self:
+    def fit(
+        self,
+        history: Array,
+        timestamps: Stamps | None = None,
+        covariates: Array | None = None,
+    ) -> Self:
         """Standardise, fit the window model and calibrate the intervals on ``history``.
 
         ``history`` is ``(time, channels)`` or 1-D (one channel), oldest row first;
-        ``timestamps`` (one per row, regular) give the neural model the time of day.
+        ``timestamps`` (one per row, regular) give the neural model the time of day, and
+        ``covariates`` (one row per history row, e.g. outdoor temperature) are read by the
+        neural model over each window, beside the history (past values only).
         """
         self._check_params()
         values = _as_rows(history, "history")
@@ -122,16 +129,19 @@ class Forecaster:
         phase = self._row_phases(len(values), timestamps)
         self.scaler_ = Scaler().fit(values[slice(*train)])
         series = self.scaler_.transform(values)
-        self.model_ = self._fit_model(series, phase, train, val)
+        extra = self._fit_covariates(covariates, len(values), train)
+        self.model_ = self._fit_model(series, phase, extra, train, val)
         self.held_out_: dict[str, tuple[Array, Array]] = {}
         for name, part in (("validation", val), ("calibration", calib)):
             w = self._windows(series, part)
-            self.held_out_[name] = (w.Y, self._predict(w.X, self._first(phase, part, len(w.X))))
+            first = self._first(phase, part, len(w.X))
+            self.held_out_[name] = (w.Y, self._predict(w.X, first, self._exog(extra, part)))
         truth, predicted = self.held_out_["calibration"]
         self.conformal_ = {
             level: SplitConformal(alpha=1.0 - level).fit(truth, predicted) for level in self.levels
         }
         self.last_ = values[-self.lookback :].copy()
+        self.last_covariates_ = None if extra is None else extra[-self.lookback :].copy()
         self.next_phase_ = int((phase[-1] + 1) % self.period)
         self.n_channels_ = values.shape[1]
         return self
@@ -148,12 +158,14 @@ class Forecaster:
         horizon: int | None = None,
         history: Array | None = None,
         timestamps: Stamps | None = None,
+        covariates: Array | None = None,
     ) -> Forecast:
         """Forecast the ``horizon`` (default: the fitted one) rows after ``history``.
 
         Only the last ``lookback`` rows of ``history`` are read; by default, those of the
         fit history. The neural model also needs ``history``'s ``timestamps`` when it was
-        fitted with timestamps (and cannot forecast a new history when it was not).
+        fitted with timestamps (and cannot forecast a new history when it was not), and
+        the ``covariates`` over ``history`` when it was fitted with covariates.
         """
         if not hasattr(self, "model_"):
             raise ConfigError("Forecaster is not fitted; call fit(history) first")
@@ -163,7 +175,8 @@ class Forecaster:
         rows = self.last_ if history is None else self._recent(history)
         phase = self.next_phase_ if history is None else self._next_phase(timestamps, len(rows))
         window = self.scaler_.transform(rows)[None]
-        point = self._predict(window, np.array([phase]))[0, :steps]
+        exog = self._recent_covariates(history, covariates)
+        point = self._predict(window, np.array([phase]), exog)[0, :steps]
         lower, upper = {}, {}
         for level in self.conformal_:
             lower[level], upper[level] = self.interval(point, level, scaled=True)
@@ -221,8 +234,48 @@ class Forecaster:
         start, stop = part
         return windows(series[max(start - self.lookback, 0) : stop], self.lookback, self.horizon)
 
+    def _fit_covariates(
+        self, covariates: Array | None, rows: int, train: tuple[int, int]
+    ) -> Array | None:
+        """The covariates standardised with their training rows' statistics."""
+        if covariates is None:
+            self.covariate_scaler_ = None
+            return None
+        if self.model != "neural":
+            raise ConfigError(f"covariates are read by the neural model only, not {self.model!r}")
+        extra = _as_rows(covariates, "covariates")
+        if len(extra) != rows:
+            raise InvalidData(f"covariates have {len(extra)} rows; expected {rows}, as history")
+        self.covariate_scaler_ = Scaler().fit(extra[slice(*train)])
+        return self.covariate_scaler_.transform(extra)
+
+    def _exog(self, extra: Array | None, part: tuple[int, int]) -> Array | None:
+        return None if extra is None else self._windows(extra, part).X
+
+    def _recent_covariates(self, history: Array | None, covariates: Array | None) -> Array | None:
+        if self.covariate_scaler_ is None:
+            if covariates is not None:
+                raise ConfigError("the model was fitted without covariates; give none")
+            return None
+        if history is None and covariates is None:
+            assert self.last_covariates_ is not None
+            return self.last_covariates_[None]
+        rows = None if covariates is None else _as_rows(covariates, "covariates")
+        if rows is None or len(rows) < self.lookback:
+            raise InvalidData(
+                f"the model reads {self.lookback} rows of covariates beside the history; "
+                f"got {0 if rows is None else len(rows)}"
+            )
+        recent: Array = self.covariate_scaler_.transform(rows[-self.lookback :])[None]
+        return recent
+
     def _fit_model(
-        self, series: Array, phase: IntArray, train_part: tuple[int, int], val_part: tuple[int, int]
+        self,
+        series: Array,
+        phase: IntArray,
+        extra: Array | None,
+        train_part: tuple[int, int],
+        val_part: tuple[int, int],
     ) -> Any:
         train, val = self._windows(series, train_part), self._windows(series, val_part)
         if self.model == "neural":
@@ -234,6 +287,7 @@ class Forecaster:
                 *train, validation=(val.X, val.Y),
                 phase=self._first(phase, train_part, len(train.X)),
                 val_phase=self._first(phase, val_part, len(val.X)),
+                exog=self._exog(extra, train_part), val_exog=self._exog(extra, val_part),
             )  # fmt: skip
         if self.model == "ridge":
             return RidgeForecaster().fit(train.X, train.Y, validation=(val.X, val.Y))
@@ -241,9 +295,14 @@ class Forecaster:
             return SeasonalNaive(self.period).fit(train.X, train.Y)
         return Persistence().fit(train.X, train.Y)
 
-    def _predict(self, X: Array, phase: IntArray) -> Array:  # noqa: N803 - window array
+    def _predict(
+        self,
+        X: Array,  # noqa: N803 - window array
+        phase: IntArray,
+        exog: Array | None = None,
+    ) -> Array:
         if self.model == "neural":
-            out: Array = self.model_.predict(X, phase=phase)
+            out: Array = self.model_.predict(X, phase=phase, exog=exog)
             return out
         model: _WindowModel = self.model_
         return model.predict(X)
