@@ -22,6 +22,7 @@ from iotml.cli import (  # noqa: F401 - importing registers the commands
     forecast_live,
     inspect,
     maintenance,
+    netsec,
     serve,
     simulate,
 )

@@ -14,6 +14,9 @@ __all__ = [
     "AI4I_TARGET",
     "CMAPSS_COLUMNS",
     "HOUSEHOLD_TARGET",
+    "NSLKDD",
+    "NSL_KDD_CATEGORICAL",
+    "NSL_KDD_COLUMNS",
     "AI4IData",
     "CMAPSSData",
     "ETTData",
@@ -21,10 +24,12 @@ __all__ = [
     "ett_split",
     "household_split",
     "load_cmapss",
+    "nsl_kdd_matrix",
     "read_ai4i",
     "read_cmapss",
     "read_ett",
     "read_household",
+    "read_nsl_kdd",
     "read_rul",
     "read_timeseries",
 ]
@@ -40,3 +45,10 @@ from iotml.datasets.ai4i import (
 from iotml.datasets.cmapss import CMAPSS_COLUMNS, CMAPSSData, load_cmapss, read_cmapss, read_rul
 from iotml.datasets.ett import ETTData, Split, ett_split, read_ett, read_timeseries
 from iotml.datasets.household import HOUSEHOLD_TARGET, household_split, read_household
+from iotml.datasets.nslkdd import (
+    NSL_KDD_CATEGORICAL,
+    NSL_KDD_COLUMNS,
+    NSLKDD,
+    nsl_kdd_matrix,
+    read_nsl_kdd,
+)

@@ -42,9 +42,10 @@ import orjson
 
 from iotml.errors import ConfigError, InvalidData
 from iotml.forecast.model import TASK, ForecastModel, MeterForecast
+from iotml.pipeline.stage import Scheduled
 from iotml.registry import ModelRegistry
 from iotml.store import Store
-from iotml.types import Batch, Events
+from iotml.types import Events
 
 log = logging.getLogger("iotml.forecast")
 
@@ -69,7 +70,7 @@ def forecast_detail(fc: MeterForecast) -> dict[str, Any]:
     }
 
 
-class ForecastStage:
+class ForecastStage(Scheduled):
     """Forecast every covered meter on a schedule; one ``forecast`` event per meter."""
 
     name = "forecast"
@@ -92,20 +93,8 @@ class ForecastStage:
             model.forecaster(device)  # an unknown meter is a configuration error, now
         self.skipped: Counter[str] = Counter()
         """Runs in which each meter was skipped for want of usable recent history."""
-        self._next_us: int | None = None
 
     # -- the Stage protocol -------------------------------------------------------------
-
-    def process(self, batch: Batch, now: int) -> Events:
-        """Forecast when a run is due (the batch itself is already in the store)."""
-        return self.tick(now)
-
-    def tick(self, now: int) -> Events:
-        """Forecast every meter if ``every_s`` has passed since the last run."""
-        if self._next_us is not None and now < self._next_us:
-            return Events.empty()
-        self._next_us = now + self.every_us
-        return self.run(now)
 
     def close(self) -> None:
         """Nothing to flush: every forecast is an event, stored by the pipeline."""

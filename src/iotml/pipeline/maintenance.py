@@ -34,9 +34,10 @@ import orjson
 
 from iotml.errors import ConfigError
 from iotml.maintenance.model import TASKS, MaintenanceModel, Prediction
+from iotml.pipeline.stage import Scheduled
 from iotml.registry import ModelRegistry
 from iotml.store import Store
-from iotml.types import Batch, Events
+from iotml.types import Events
 
 log = logging.getLogger("iotml.maintenance")
 
@@ -49,7 +50,7 @@ def _fraction(value: float | None, name: str) -> float | None:
     return value
 
 
-class MaintenanceStage:
+class MaintenanceStage(Scheduled):
     """Score every machine on a schedule; alert once per episode of high risk / low RUL."""
 
     name = "maintenance"
@@ -85,20 +86,8 @@ class MaintenanceStage:
         self.devices = None if devices is None else list(devices)
         self.state_key = f"maintenance/{model.ref}"
         self.alerting: set[str] = self._restore()
-        self._next_us: int | None = None
 
     # -- the Stage protocol -------------------------------------------------------------
-
-    def process(self, batch: Batch, now: int) -> Events:
-        """Score when a run is due (the batch itself is already in the store)."""
-        return self.tick(now)
-
-    def tick(self, now: int) -> Events:
-        """Score every machine if ``every_s`` has passed since the last run."""
-        if self._next_us is not None and now < self._next_us:
-            return Events.empty()
-        self._next_us = now + self.every_us
-        return self.run(now)
 
     def close(self) -> None:
         """Nothing to flush: the alert state is saved whenever it changes."""
