@@ -10,24 +10,18 @@ __all__ = ["plot_centroids", "plot_profiles", "plot_selection", "plot_tracks"]
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from iotml._plotting import pyplot, save_figure
 from iotml.clustering.kmeans import BehaviourClusters
-from iotml.errors import ConfigError, require_extra
-
-
-def _pyplot() -> Any:
-    matplotlib = require_extra("matplotlib", "ml")
-    matplotlib.use("Agg")
-    return require_extra("matplotlib.pyplot", "ml")
+from iotml.errors import ConfigError
 
 
 def plot_selection(clusters: BehaviourClusters, path: str | Path) -> Path:
     """Mean silhouette and inertia (elbow) per k of a fitted model, the chosen k marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     left.plot(clusters.ks_, clusters.silhouettes_, "o-", color="tab:blue")
     left.set(xlabel="k", ylabel="mean silhouette", title="silhouette per k (higher is better)")
@@ -36,7 +30,7 @@ def plot_selection(clusters: BehaviourClusters, path: str | Path) -> Path:
     for ax in (left, right):
         ax.axvline(clusters.k_, color="tab:red", ls="--", lw=1, label=f"chosen k = {clusters.k_}")
         ax.legend()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_profiles(
@@ -52,7 +46,7 @@ def plot_profiles(
     data, groups = np.asarray(matrix, dtype=float), np.asarray(labels)
     if data.ndim != 2 or len(data) != len(groups) or not len(data):
         raise ConfigError(f"matrix {data.shape} and {groups.size} labels: expected one per row")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     x = np.arange(data.shape[1])
     for c in np.unique(groups):
@@ -63,14 +57,14 @@ def plot_profiles(
         ax.fill_between(x, q1, q3, color=line[0].get_color(), alpha=0.15)
     ax.set(xlabel=xlabel, ylabel=ylabel, title="cluster profiles (mean, IQR band)", xticks=x)
     ax.legend(fontsize=8)
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_centroids(clusters: BehaviourClusters, path: str | Path) -> Path:
     """Heat map of the centroids' z-scores (rows: clusters with their words; columns: features)."""
     z = clusters.centroid_z()
     words = clusters.describe()
-    plt = _pyplot()
+    plt = pyplot()
     names = clusters.feature_names_
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 3), 0.6 * len(z) + 2.2))
     limit = float(np.abs(z).max()) or 1.0
@@ -82,7 +76,7 @@ def plot_centroids(clusters: BehaviourClusters, path: str | Path) -> Path:
     ax.set_yticks(np.arange(len(z)), rows, fontsize=8)
     ax.set_title("cluster centroids (z: standard deviations from the mean)")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_tracks(
@@ -98,7 +92,7 @@ def plot_tracks(
     groups = np.asarray(labels)
     if not tracks or len(tracks) != groups.size:
         raise ConfigError(f"{len(tracks)} tracks and {groups.size} labels: expected one each")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     colours = plt.get_cmap("tab10")
     seen: set[int] = set()
@@ -111,13 +105,4 @@ def plot_tracks(
     ax.set(xlabel=xlabel, ylabel=ylabel, title="tracks coloured by cluster")
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(fontsize=8)
-    return _save(fig, plt, path)
-
-
-def _save(fig: Any, plt: Any, path: str | Path) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, plt, path)

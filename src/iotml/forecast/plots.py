@@ -11,20 +11,14 @@ __all__ = ["plot_forecast", "plot_lead_time_errors"]
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from iotml.errors import ConfigError, require_extra
+from iotml._plotting import pyplot, save_figure
+from iotml.errors import ConfigError
 
 _BAND_ALPHA = (0.18, 0.32)  # lighter for the wider band, drawn first
-
-
-def _pyplot() -> Any:
-    matplotlib = require_extra("matplotlib", "ml")
-    matplotlib.use("Agg")
-    return require_extra("matplotlib.pyplot", "ml")
 
 
 def plot_forecast(
@@ -61,7 +55,7 @@ def plot_forecast(
             raise ConfigError(
                 f"forecast {name!r} has shape {np.shape(values)}; expected {truth.shape}"
             )
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(
         np.asarray(history[0]), np.asarray(history[1], dtype=float), "k-", lw=1, label="history"
@@ -79,7 +73,7 @@ def plot_forecast(
     ax.set(xlabel="time", ylabel=ylabel, title=title)
     ax.legend(fontsize=8, ncol=2)
     fig.autofmt_xdate()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_lead_time_errors(
@@ -100,7 +94,7 @@ def plot_lead_time_errors(
     """
     if not errors:
         raise ConfigError("plot_lead_time_errors needs at least one method's errors")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, values in errors.items():
         curve = np.asarray(values, dtype=float)
@@ -108,13 +102,4 @@ def plot_lead_time_errors(
     ax.set(xlabel=f"lead time [{step}]", ylabel=metric, title=title)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
-    return _save(fig, plt, path)
-
-
-def _save(fig: Any, plt: Any, path: str | Path) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, plt, path)

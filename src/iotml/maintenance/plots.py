@@ -15,13 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from iotml._plotting import pyplot, save_figure
 from iotml.errors import ConfigError, require_extra
-
-
-def _pyplot() -> Any:
-    matplotlib = require_extra("matplotlib", "ml")
-    matplotlib.use("Agg")
-    return require_extra("matplotlib.pyplot", "ml")
 
 
 def plot_rul(
@@ -36,7 +31,7 @@ def plot_rul(
     if t.shape != p.shape:
         raise ConfigError(f"true has {t.size} values, pred {p.size}: expected the same")
     order = np.argsort(t, kind="stable")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4))
     x = np.arange(t.size)
     ax.plot(x, t[order], "k-", label="true RUL")
@@ -44,7 +39,7 @@ def plot_rul(
     ax.vlines(x, t[order], p[order], color="tab:red", alpha=0.3, lw=0.8)
     ax.set(xlabel="test unit (sorted by true RUL)", ylabel="RUL [cycles]", title=title)
     ax.legend()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_tree(
@@ -58,7 +53,7 @@ def plot_tree(
     if names is None and hasattr(classifier, "feature_names_in_"):
         names = [str(n) for n in classifier.feature_names_in_]
     sk_tree = require_extra("sklearn.tree", "ml")
-    plt = _pyplot()
+    plt = pyplot()
     depth = int(tree.get_depth())
     fig, ax = plt.subplots(figsize=(max(8, 2.2 * 2 ** min(depth, 5)), 1.6 * depth + 2))
     sk_tree.plot_tree(
@@ -71,7 +66,7 @@ def plot_tree(
         fontsize=7,
         ax=ax,
     )
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def plot_risk(
@@ -84,7 +79,7 @@ def plot_risk(
     """Risk (or RUL) over time, one line per machine: ``{machine: (times, values)}``."""
     if not series:
         raise ConfigError("plot_risk needs at least one machine's series")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4))
     for name, (times, values) in series.items():
         ax.plot(np.asarray(times), np.asarray(values, dtype=float), label=str(name), lw=1)
@@ -93,13 +88,4 @@ def plot_risk(
     ax.set(xlabel="time", ylabel=ylabel, title=f"{ylabel} per machine")
     if len(series) <= 12:
         ax.legend(fontsize=8)
-    return _save(fig, plt, path)
-
-
-def _save(fig: Any, plt: Any, path: str | Path) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, plt, path)
