@@ -71,6 +71,16 @@ def test_bad_assignments_are_counted_not_fatal() -> None:
     assert change.baseline("a") == 1
 
 
+def test_a_repeated_day_or_a_flag_is_not_an_assignment() -> None:
+    change = BehaviourChange(persist=3)
+    ev = change.update(["d"] * 4, [0, DAY_US, DAY_US, DAY_US], [0, 1, 1, 1])
+    assert ev.table.num_rows == 0  # one day fed three times is one assignment, not three
+    assert change.rejected == 2
+    assert change.observe("e", 0, True) is None  # a bool is not a cluster number
+    assert change.baseline("e") is None
+    assert change.rejected == 3
+
+
 def test_state_round_trip() -> None:
     change = BehaviourChange(persist=2)
     change.update(["a", "a"], _days(2), [0, 1])

@@ -176,3 +176,45 @@ def test_plots_write_pngs(
         plot_tracks(tracks, [0, 1], tmp_path / "x.png")
     with pytest.raises(ConfigError):
         plot_profiles(shapes, [0], tmp_path / "x.png")
+
+
+def test_quantile_scaling_keeps_outliers_from_taking_a_cluster() -> None:
+    """Two groups plus three extreme rows: mean/std scaling gives the extremes a cluster of
+    their own, rank scaling still finds the two groups (the reason it is ClusterModel's
+    default for heavy-tailed rates)."""
+    rng = np.random.default_rng(3)
+    groups = np.vstack([rng.normal(1.0, 0.3, (50, 2)), rng.normal(4.0, 0.3, (50, 2))])
+    X = np.vstack([groups, [[400.0, 400.0], [500.0, 450.0], [450.0, 520.0]]])
+    truth = np.repeat([0, 1], 50)
+    standard = BehaviourClusters(k=2, seeds=2, scale="standard").fit(X, ["a", "b"])
+    ranks = BehaviourClusters(k=2, seeds=2, scale="quantile").fit(X, ["a", "b"])
+    assert sorted(standard.sizes_.tolist()) == [3, 100]
+    agree = (ranks.labels_[:100] == truth).mean()
+    assert max(agree, 1 - agree) == 1.0
+    # centroids are the members' means in the original units: the first group's is its own
+    members = ranks.labels_ == ranks.labels_[0]
+    np.testing.assert_allclose(ranks.centroids_[ranks.labels_[0]], X[members].mean(axis=0))
+
+
+def test_distances_to_centroids(fitted: tuple[BehaviourClusters, np.ndarray, np.ndarray]) -> None:
+    clusters, X, _ = fitted
+    d = clusters.distances(X)
+    assert d.shape == (len(X), clusters.k_)
+    np.testing.assert_array_equal(d.argmin(axis=1), clusters.predict(X))
+    np.testing.assert_allclose(d.min(axis=1), clusters.distance_)
+    far = clusters.distances(X[:1] + 100.0).min()
+    assert far > 10 * np.percentile(clusters.distance_, 95)
+
+
+def test_robust_scaling_scales_a_column_that_is_mostly_one_value() -> None:
+    """A stop count that is 0 for most rows has IQR 0: it is scaled by its std, not left
+    in raw units (scikit-learn's choice) where its few large values would swamp the rest."""
+    rng = np.random.default_rng(4)
+    speed = np.concatenate([rng.normal(1.0, 0.1, 60), rng.normal(3.0, 0.1, 60)])
+    stops = np.zeros(120)
+    stops[rng.choice(120, 10, replace=False)] = rng.uniform(500, 3000, 10)
+    X = np.column_stack([speed, stops])
+    clusters = BehaviourClusters(k=2, seeds=2, scale="robust").fit(X, ["speed_mean", "stops"])
+    assert clusters.scaler_.scale_[1] == pytest.approx(stops.std())
+    assert clusters.scaler_.transform(X)[:, 1].std() == pytest.approx(1.0)
+    assert clusters.scaler_.scale_[0] == pytest.approx(np.subtract(*np.percentile(speed, [75, 25])))

@@ -119,3 +119,37 @@ def test_household_file(tmp_path: Path) -> None:
     assert household_day_profiles(path, "Voltage").extras[0, 3] == pytest.approx(240 * 24)
     with pytest.raises(ConfigError, match="Sub_metering_1"):
         household_day_profiles(path, "Sub_metering_1")
+
+
+def test_household_files_of_both_layouts_with_bad_rows(tmp_path: Path) -> None:
+    """The hourly CSV and UCI's original minute file read alike; bad rows are listed, not fatal."""
+    hours = np.arange("2007-01-01T00", "2007-01-03T00", dtype="datetime64[h]")
+    hourly = ["Datetime,Global_active_power,Voltage"] + [
+        f"{str(h).replace('T', ' ')}:00:00,{1.0 + (i % 24 == 19)},240" for i, h in enumerate(hours)
+    ]
+    hourly[5] = "2007-01-01 04:00:00,not-a-number,240"
+    hourly.insert(9, "a line, cut")
+    csv_path = tmp_path / "hourly.csv"
+    csv_path.write_text("\n".join(hourly) + "\n")
+    minute = ["Date;Time;Global_active_power;Voltage"]
+    for i, h in enumerate(hours):
+        day = h.astype(object)
+        for m in (0, 30):
+            value = "?" if (i, m) == (3, 30) else f"{1.0 + (i % 24 == 19)}"
+            minute.append(f"{day.day}/{day.month}/{day.year};{day.hour:02d}:{m:02d}:00;{value};240")
+    txt_path = tmp_path / "household_power_consumption.txt"
+    txt_path.write_text("\n".join(minute) + "\n")
+
+    from_csv = household_day_profiles(csv_path)
+    from_txt = household_day_profiles(txt_path)
+    assert [(b.line, b.reason) for b in from_csv.bad] == [
+        (6, "value 'not-a-number' is not a number"),
+        (10, "expected 3 fields, got 2"),
+    ]
+    assert [(b.line, b.reason) for b in from_txt.bad] == [(9, "value '?' is missing")]
+    assert len(from_csv.days) == len(from_txt.days) == 2
+    np.testing.assert_allclose(from_csv.extras[:, 1], [19.0, 19.0])  # the evening peak
+    np.testing.assert_allclose(from_txt.shapes, from_csv.shapes, atol=1e-12)
+    (tmp_path / "other.csv").write_text("when,power\n")
+    with pytest.raises(InvalidData, match="expected 'Datetime' or 'Date;Time'"):
+        household_day_profiles(tmp_path / "other.csv")

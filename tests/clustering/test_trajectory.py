@@ -12,6 +12,7 @@ from iotml.clustering.tracks import Track
 from iotml.clustering.trajectory import (
     EARTH_RADIUS_M,
     FEATURE_NAMES,
+    MODE_FEATURES,
     StopRule,
     haversine_m,
     track_features,
@@ -169,3 +170,15 @@ def test_movers_are_seeded() -> None:
     other, _ = make_movers(2, seed=8)
     np.testing.assert_array_equal(first[0].x, again[0].x)
     assert not np.array_equal(first[0].x[:10], other[0].x[:10])
+
+
+def test_select_keeps_rows_and_orders_columns() -> None:
+    tracks, _ = make_movers(2)
+    full = trajectory_features(tracks)
+    picked = full.select(["straightness", "speed_mean"])
+    assert picked.names == ("straightness", "speed_mean")
+    assert picked.track_ids == full.track_ids
+    np.testing.assert_array_equal(picked.matrix[:, 1], full.matrix[:, 2])
+    assert set(MODE_FEATURES) <= set(FEATURE_NAMES)
+    with pytest.raises(ConfigError, match="no_such"):
+        full.select(["no_such"])

@@ -73,6 +73,8 @@ class ServeConfig:
     rul_threshold_h: float | None = None
     forecast_model: str | None = None  # NAME[@VERSION] of a forecast model in the registry
     forecast_every_s: float = 900.0
+    cluster_model: str | None = None  # NAME[@VERSION] of a "profiles" cluster model
+    cluster_every_s: float = 3600.0
     home: Path | None = None  # where the model registry is; None: $IOTML_HOME
 
 
@@ -125,6 +127,8 @@ class Service:
             self.stages.append(self._maintenance_stage())
         if self.config.forecast_model is not None:
             self.stages.append(self._forecast_stage())
+        if self.config.cluster_model is not None:
+            self.stages.append(self._cluster_stage())
         self.on_events = list(on_events)
         self.tokens = TokenBook(store)
         self.pipeline: Pipeline | None = None
@@ -149,6 +153,15 @@ class Service:
         assert c.forecast_model is not None
         return load_forecast_stage(
             c.forecast_model, self.store, home=c.home, every_s=c.forecast_every_s
+        )
+
+    def _cluster_stage(self) -> Stage:
+        from iotml.pipeline.behaviour import load_behaviour_stage
+
+        c = self.config
+        assert c.cluster_model is not None
+        return load_behaviour_stage(
+            c.cluster_model, self.store, home=c.home, every_s=c.cluster_every_s
         )
 
     def _source(self, broker: EmbeddedBroker | None) -> MqttSource:

@@ -155,6 +155,16 @@ def serve_cmd(
     forecast_every: Annotated[
         str, typer.Option(help="How often the forecast model forecasts every meter.")
     ] = "15m",
+    cluster_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Assign every meter's days with this cluster model NAME[@VERSION] "
+            "from the registry; flag behaviour changes."
+        ),
+    ] = None,
+    cluster_every: Annotated[
+        str, typer.Option(help="How often the cluster model assigns the finished days.")
+    ] = "1h",
     batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 5_000,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
         0.1
@@ -192,6 +202,8 @@ def serve_cmd(
         rul_threshold_h=rul_threshold,
         forecast_model=forecast_model,
         forecast_every_s=parse_duration(forecast_every, "--forecast-every").total_seconds(),
+        cluster_model=cluster_model,
+        cluster_every_s=parse_duration(cluster_every, "--cluster-every").total_seconds(),
         home=cli_settings(ctx).home,
     )
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
@@ -205,7 +217,7 @@ def serve_cmd(
         found = make_detector(detector, warmup=warmup)
         stages.append(AnomalyStage(found, rule, store=store, ignore=ignore_metric or ()))
     try:
-        service = Service(store, config, stages=stages)  # loads the maintenance/forecast models
+        service = Service(store, config, stages=stages)  # loads the configured models
         asyncio.run(_run(service, cli_settings(ctx).home, _held_file(store)))
     finally:
         store.close()

@@ -4,8 +4,9 @@
 load shape, a track) and emits a ``behaviour_change`` event when a device has been
 assigned to one new cluster ``persist`` times in a row. The first assignment of a device
 sets its baseline without an event; a single odd day, or a device flickering between
-clusters, raises nothing. Assignments that cannot be used (a negative cluster, a time
-before the device's last one) are rejected and counted, never fatal.
+clusters, raises nothing. Assignments that cannot be used (a negative or non-integer
+cluster, a time not after the device's last one, so a day fed twice never counts twice)
+are rejected and counted, never fatal.
 
 >>> from iotml.types import Events
 >>> change = BehaviourChange(persist=2)
@@ -97,14 +98,17 @@ class BehaviourChange:
         """One assignment; the event record when it completes a persistent move."""
         if isinstance(cluster, float) and cluster.is_integer():
             cluster = int(cluster)  # a float column of whole numbers
-        if not isinstance(cluster, int | np.integer) or cluster < 0:
+        if isinstance(cluster, bool | np.bool_) or not isinstance(cluster, int | np.integer):
+            self.rejected += 1
+            return None
+        if cluster < 0:
             self.rejected += 1
             return None
         state = self._devices.get(device_id)
         if state is None:
             self._devices[device_id] = _Device(int(cluster), int(ts_us))
             return None
-        if ts_us < state.last_us:
+        if ts_us <= state.last_us:  # a repeat of an assignment must not count twice
             self.rejected += 1
             return None
         state.last_us = int(ts_us)

@@ -24,7 +24,7 @@ deviations, at least 0.5), each turned into a word by :data:`WORDS`.
 
 from __future__ import annotations
 
-__all__ = ["WORDS", "BehaviourClusters"]
+__all__ = ["SCALES", "WORDS", "BehaviourClusters"]
 
 import math
 import re
@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
-from sklearn.preprocessing import RobustScaler, StandardScaler
+from sklearn.preprocessing import QuantileTransformer, RobustScaler, StandardScaler
 
 from iotml.errors import ConfigError, InvalidData
 
@@ -65,6 +65,10 @@ Features named ``*hour*_sin``/``*hour*_cos`` are read together as a time of day,
 single ``*hour*`` column (e.g. ``peak_hour``) by its circular mean; other names without a
 match read ``low <name>`` / ``high <name>``."""
 
+SCALES = ("robust", "standard", "quantile")
+"""The feature scalings :class:`BehaviourClusters` offers."""
+
+_HOURLY = re.compile(r"h(\d{1,2})")  # a load shape's hourly column: h00 … h23
 _SAMPLE = 5_000  # silhouette on at most this many rows: O(n²) otherwise
 _MIN_Z = 0.5  # a centroid nearer than this (in standard deviations) to the mean: no word
 _MIN_GAP = 0.5  # a time of day this many circular spreads from the whole's stands out,
@@ -82,8 +86,13 @@ class BehaviourClusters:
         Smallest and largest k tried (inclusive); the curves are kept for any ``k``.
     seeds : int
         Number of seeded fits compared for :attr:`stability_` (at least 2).
-    scale : {"robust", "standard"}
-        Median/IQR or mean/std scaling before k-means.
+    scale : {"standard", "robust", "quantile"}
+        Mean/std (the default), median/IQR, or rank (each feature mapped to its empirical
+        quantile, 0-1) scaling before k-means. Ranks keep a few extreme rows from taking a
+        cluster of their own (heavy-tailed rates, accelerations) but close the gaps
+        between well-separated groups; median/IQR blows up columns that barely vary
+        (the quiet hours of a load shape) to the size of the ones that matter. A column
+        whose IQR is 0 is scaled by its standard deviation.
     seed : int
         Seed of the chosen model, the silhouette sample and the first stability fit.
     words : sequence of (pattern, low, high), optional
@@ -94,8 +103,11 @@ class BehaviourClusters:
     k_, labels_, silhouette_, stability_ : the chosen k, training labels, its mean
         silhouette, and the mean pairwise adjusted Rand index between seeded fits.
     ks_, inertia_, silhouettes_ : the k tried with their inertia (elbow) and silhouette.
-    centroids_ : centroids in the original units, shape ``(k_, n_features)``.
+    centroids_ : each cluster's mean row in the original units, shape ``(k_, n_features)``
+        (the k-means centroid mapped back for linear scalings; under rank scaling the
+        members' mean, which a 0/1 column's share needs).
     sizes_ : rows per cluster.
+    distance_ : each training row's distance to its centroid, in scaled units.
     """
 
     def __init__(
@@ -103,7 +115,7 @@ class BehaviourClusters:
         k: int | None = None,
         k_range: tuple[int, int] = (2, 8),
         seeds: int = 10,
-        scale: Literal["robust", "standard"] = "robust",
+        scale: Literal["robust", "standard", "quantile"] = "standard",
         seed: int = 0,
         words: Sequence[tuple[str, str, str]] | None = None,
     ) -> None:
@@ -121,7 +133,7 @@ class BehaviourClusters:
         data = _matrix(X, len(feature_names), "X")
         lo, hi = self._check(len(data))
         self.feature_names_ = tuple(str(n) for n in feature_names)
-        self.scaler_: Any = RobustScaler() if self.scale == "robust" else StandardScaler()
+        self.scaler_: Any = _scaler(self.scale, len(data))
         scaled = self.scaler_.fit_transform(data)
         self.ks_ = list(range(lo, hi + 1))
         fits = {k: self._kmeans(k, self.seed).fit(scaled) for k in self.ks_}
@@ -132,7 +144,10 @@ class BehaviourClusters:
         self.labels_: IntArray = self.model_.labels_.astype(np.int64)
         self.silhouette_ = self._silhouette(scaled, self.labels_)
         self.stability_ = self._stability(scaled)
-        self.centroids_: FloatArray = self.scaler_.inverse_transform(self.model_.cluster_centers_)
+        self.centroids_: FloatArray = np.vstack(
+            [data[self.labels_ == c].mean(axis=0) for c in range(self.k_)]
+        )
+        self.distance_: FloatArray = self.model_.transform(scaled).min(axis=1)
         self.sizes_: IntArray = np.bincount(self.labels_, minlength=self.k_).astype(np.int64)
         self._train = data
         return self
@@ -145,8 +160,8 @@ class BehaviourClusters:
             raise ConfigError(f"k is {self.k!r}; expected 1 to {n - 1} for {n} rows")
         if self.seeds < 2:
             raise ConfigError(f"seeds is {self.seeds!r}; expected at least 2 to compare fits")
-        if self.scale not in ("robust", "standard"):
-            raise ConfigError(f"scale is {self.scale!r}; expected 'robust' or 'standard'")
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale is {self.scale!r}; expected one of {SCALES}")
         if n <= lo:
             raise InvalidData(f"{n} rows; choosing k from {lo} needs at least {lo + 1}")
         return lo, min(hi, n - 1)
@@ -174,6 +189,16 @@ class BehaviourClusters:
         data = _matrix(X, len(self.feature_names_), "X")
         labels: IntArray = self.model_.predict(self.scaler_.transform(data)).astype(np.int64)
         return labels
+
+    def distances(self, X: npt.ArrayLike) -> FloatArray:
+        """Each row's distance to every centroid, in scaled units: shape ``(rows, k_)``.
+
+        The nearest one is :meth:`predict`'s cluster; a row far from all of them (compare
+        with the training rows' distances) fits no cluster well.
+        """
+        data = _matrix(X, len(self.feature_names_), "X")
+        out: FloatArray = self.model_.transform(self.scaler_.transform(data)).astype(np.float64)
+        return out
 
     def describe(self, top: int = 3) -> list[str]:
         """Per cluster, its ``top`` most distinctive features in plain words."""
@@ -219,7 +244,8 @@ class BehaviourClusters:
         return ", ".join(chosen) or "typical"
 
     def _candidates(self, cluster: int, z: FloatArray) -> list[tuple[float, str]]:
-        """(distinctiveness, word or "") per feature, sin/cos hour pairs read as one."""
+        """(distinctiveness, word or "") per feature, sin/cos hour pairs read as one, and
+        hourly columns (``h00``…``h23``) read per part of the day (their mean z)."""
         names, data = self.feature_names_, self._train
         out: list[tuple[float, str]] = []
         paired: set[int] = set()
@@ -228,6 +254,16 @@ class BehaviourClusters:
                 j = names.index(name[:-4] + "_cos")
                 paired |= {i, j}
                 out.append(self._time_of_day(cluster, data[:, i], data[:, j], name[:-4]))
+        periods: dict[str, list[float]] = {}
+        for i, name in enumerate(names):
+            hour = _HOURLY.fullmatch(name)
+            if hour is not None:
+                periods.setdefault(_period(float(hour.group(1))), []).append(float(z[i]))
+                paired.add(i)
+        for period, values in periods.items():
+            mean = float(np.mean(values))
+            word = f"{'high' if mean > 0 else 'low'} {period} use" if abs(mean) >= _MIN_Z else ""
+            out.append((abs(mean), word))
         for i, name in enumerate(names):
             if i in paired:
                 continue
@@ -261,6 +297,27 @@ class BehaviourClusters:
             period = _period(float(hour)) if hour is not None else ""
             return (high_word if high else low_word).format(period=period)
         return f"{'high' if high else 'low'} {name}"
+
+
+class _Robust(RobustScaler):  # type: ignore[misc]  # sklearn is untyped
+    """Median/IQR scaling where a column's IQR is 0 (mostly one value, e.g. a stop count
+    that is usually 0) falls back to its standard deviation: scikit-learn would leave it
+    unscaled, and a few rows' raw values would then outweigh every scaled column."""
+
+    def fit(self, X: FloatArray, y: object = None) -> _Robust:
+        super().fit(X, y)
+        flat = self.scale_ == 1.0
+        if flat.any():
+            iqr = np.subtract(*np.percentile(X[:, flat], [75, 25], axis=0))
+            std = X[:, flat].std(axis=0)
+            self.scale_[flat] = np.where((iqr == 0) & (std > 0), std, self.scale_[flat])
+        return self
+
+
+def _scaler(scale: str, rows: int) -> Any:
+    if scale == "quantile":
+        return QuantileTransformer(n_quantiles=min(1_000, rows), output_distribution="uniform")
+    return _Robust() if scale == "robust" else StandardScaler()
 
 
 def _matrix(X: npt.ArrayLike, width: int, what: str) -> FloatArray:

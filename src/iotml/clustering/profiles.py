@@ -24,16 +24,19 @@ divided by the day's mean, so households of any size compare), and
 from __future__ import annotations
 
 __all__ = ["EXTRA_NAMES", "HOUR_NAMES", "DailyProfiles", "SkippedDay", "daily_profiles",
-           "household_day_profiles"]  # fmt: skip
+           "household_day_profiles", "read_household_readings"]  # fmt: skip
 
+import csv
+import math
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from iotml.datasets import read_household
+from iotml.clustering.tracks import BadRow
 from iotml.errors import ConfigError, InvalidData
 
 FloatArray = npt.NDArray[np.float64]
@@ -61,6 +64,8 @@ class DailyProfiles:
     shapes: FloatArray
     extras: FloatArray
     skipped: tuple[SkippedDay, ...]
+    bad: tuple[BadRow, ...] = ()
+    """Rows of the source file that could not be read (file, line, reason)."""
 
     def features(
         self, include: tuple[str, ...] = ("weekend", "peak_hour", "load_factor", "energy")
@@ -133,14 +138,104 @@ def household_day_profiles(
     by: Literal["mean", "sum"] = "mean",
     max_missing: int = 2,
 ) -> DailyProfiles:
-    """:func:`daily_profiles` of one channel of the household-power CSV at ``path``."""
-    data = read_household(path)
-    if channel not in data.channels:
-        raise ConfigError(f"channel is {channel!r}; {path} holds {list(data.channels)}")
-    values = data.values[:, data.channels.index(channel)]
-    return daily_profiles(
-        data.timestamps, values, normalise=normalise, by=by, max_missing=max_missing
-    )
+    """:func:`daily_profiles` of one channel of a household-power file, bad rows listed.
+
+    See :func:`read_household_readings` for the layouts read; the rows it could not read
+    are in the result's ``bad``.
+    """
+    stamps, values, bad = read_household_readings(path, channel)
+    if not len(stamps):
+        raise InvalidData(f"{path}: no readable row of {channel!r} ({len(bad)} malformed)")
+    found = daily_profiles(stamps, values, normalise=normalise, by=by, max_missing=max_missing)
+    return DailyProfiles(found.days, found.shapes, found.extras, found.skipped, tuple(bad))
+
+
+def read_household_readings(
+    path: str | Path, channel: str = "Global_active_power"
+) -> tuple[npt.NDArray[np.datetime64], FloatArray, list[BadRow]]:
+    """Times and one channel of a household-power file, and the rows that were unreadable.
+
+    Two layouts are read, told apart by the header:
+
+    * the hourly CSV (``Datetime,Global_active_power,...``, ``YYYY-MM-DD HH:MM:SS``);
+    * UCI's original minute file (``Date;Time;Global_active_power;...``, ``D/M/YYYY`` and
+      ``HH:MM:SS``, ``?`` for a missing measurement).
+
+    A row whose time or value cannot be read — a wrong field count, a time that is not a
+    time, a value that is missing, not a number or not finite — is listed (file, 1-based
+    line, reason) and skipped; its hour is then missing from its day, which
+    :func:`daily_profiles` interpolates or skips. Times are the wall clock as written.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "household_power_consumption.txt"
+    >>> _ = p.write_text("Date;Time;Global_active_power;Voltage\\n"
+    ...                  "16/12/2006;17:24:00;4.216;234.84\\n16/12/2006;17:25:00;?;233.63\\n")
+    >>> t, v, bad = read_household_readings(p)
+    >>> t.tolist(), v.tolist(), [(b.line, b.reason) for b in bad]
+    ([datetime.datetime(2006, 12, 16, 17, 24)], [4.216], [(3, "value '?' is missing")])
+
+    Raises
+    ------
+    InvalidData
+        If the file cannot be read or its header is neither layout's.
+    ConfigError
+        If the header has no column ``channel``.
+    """
+    source = Path(path)
+    try:
+        with source.open(newline="", encoding="utf-8") as fh:
+            first = fh.readline()
+            fh.seek(0)
+            rows = list(csv.reader(fh, delimiter=";" if ";" in first else ","))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise InvalidData(f"cannot read household file {str(source)!r}: {err}") from err
+    header = [h.strip() for h in rows[0]] if rows else []
+    if header[:1] == ["Datetime"]:
+        times = 1
+    elif header[:2] == ["Date", "Time"]:
+        times = 2
+    else:
+        raise InvalidData(
+            f"{source}: header is {header}; expected 'Datetime' or 'Date;Time', then channels"
+        )
+    if channel not in header[times:]:
+        raise ConfigError(f"channel is {channel!r}; {source} holds {header[times:]}")
+    column, stamps, values, bad = header.index(channel), [], [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            stamp, value = _household_row(row, len(header), times, column)
+        except ValueError as err:
+            bad.append(BadRow(str(source), line, str(err)))
+            continue
+        stamps.append(stamp)
+        values.append(value)
+    return np.array(stamps, dtype="datetime64[s]"), np.array(values, dtype=np.float64), bad
+
+
+def _household_row(row: list[str], width: int, times: int, column: int) -> tuple[datetime, float]:
+    if len(row) != width:
+        raise ValueError(f"expected {width} fields, got {len(row)}")
+    text = row[0].strip() if times == 1 else f"{row[0].strip()} {row[1].strip()}"
+    try:
+        if times == 1:
+            stamp = datetime.fromisoformat(text)
+        else:
+            stamp = datetime.strptime(text, "%d/%m/%Y %H:%M:%S")
+    except ValueError:
+        wanted = "YYYY-MM-DD HH:MM:SS" if times == 1 else "D/M/YYYY;HH:MM:SS"
+        raise ValueError(f"time {text!r} is not {wanted!r}") from None
+    raw = row[column].strip()
+    if raw in ("", "?"):
+        raise ValueError(f"value {raw!r} is missing")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"value {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"value {raw!r} is not finite")
+    return stamp.replace(tzinfo=None), value
 
 
 def _readings(

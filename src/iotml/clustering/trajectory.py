@@ -30,6 +30,7 @@ from __future__ import annotations
 __all__ = [
     "EARTH_RADIUS_M",
     "FEATURE_NAMES",
+    "MODE_FEATURES",
     "PEDESTRIAN_STOPS",
     "VEHICLE_STOPS",
     "StopRule",
@@ -77,6 +78,13 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 """Column names of the feature matrix (speeds m/s, accelerations m/s², turning rad)."""
 
+MODE_FEATURES: tuple[str, ...] = ("accel_mean_abs", "accel_p90_abs", "turn_rate_per_s")
+"""How smoothly a mover moves: how hard it speeds up or brakes, and how often it turns,
+per second. The subset for telling modes of transport apart (a bus rides smoothly and
+straight; a car accelerates and turns more), after the velocity- and heading-change rates
+of Zheng et al. (2008). It was chosen on the even-numbered half of go_track's tracks; see
+BENCHMARKS.md for its score on the other half."""
+
 _MIN_POINTS = 3
 _DAY_S = 86_400.0
 _MIN_KM = 0.001  # stops per km of a track that barely moves: count over at least 1 m
@@ -115,6 +123,22 @@ class TrajectoryFeatures(NamedTuple):
     track_ids: list[str]
     positions: npt.NDArray[np.int64]
     skipped: dict[str, str]
+
+    def select(self, names: Sequence[str]) -> TrajectoryFeatures:
+        """The same rows with only the named columns, in the order given.
+
+        >>> import numpy as np
+        >>> from iotml.clustering.tracks import Track
+        >>> t = np.arange(5.0)
+        >>> f = trajectory_features([Track("a", t=t, x=t, y=0 * t, planar=True)])
+        >>> f.select(["speed_mean", "straightness"]).matrix.round(3).tolist()
+        [[1.0, 1.0]]
+        """
+        unknown = [n for n in names if n not in self.names]
+        if unknown or not names:
+            raise ConfigError(f"feature names {list(names)}; expected some of {list(self.names)}")
+        cols = [self.names.index(n) for n in names]
+        return self._replace(matrix=self.matrix[:, cols], names=tuple(names))
 
 
 def haversine_m(

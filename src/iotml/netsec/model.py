@@ -294,13 +294,7 @@ class NetsecModel:
     def load(cls, registry: ModelRegistry, name: str, version: str | int = "latest") -> Self:
         """Verify and load ``name@version`` (``"latest"`` by default) from ``registry``."""
         bundle = registry.load(name, version)
-        manifest, schema, meta = bundle.manifest, bundle.manifest.input_schema, bundle.manifest.meta
-        detector = bundle.objects.get(_FILE)
-        if manifest.task != TASK or not isinstance(schema, dict) or detector is None:
-            raise BundleError(
-                f"bundle {bundle.ref} is not a netsec model (task {manifest.task!r}); "
-                f"expected task {TASK!r} with {_FILE}"
-            )
+        schema, meta, detector = bundle.parts(TASK, _FILE, "a netsec model")
         if schema.get("features") != list(FEATURES):
             raise BundleError(
                 f"bundle {bundle.ref} was trained on other flow features than this iotml "

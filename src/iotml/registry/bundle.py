@@ -87,6 +87,20 @@ class Bundle:
             )
         return next(iter(self.objects.values()))
 
+    def parts(self, task: str, file: str, what: str) -> tuple[dict[str, Any], dict[str, Any], Any]:
+        """The input schema, meta and joblib object ``file`` of a bundle of ``task``.
+
+        Raises :class:`BundleError` naming ``what`` (e.g. ``"a netsec model"``) when the
+        task differs, the input schema is not an object or the file is missing.
+        """
+        schema, found = self.manifest.input_schema, self.objects.get(file)
+        if self.manifest.task != task or not isinstance(schema, dict) or found is None:
+            raise BundleError(
+                f"bundle {self.ref} is not {what} (task {self.manifest.task!r}); "
+                f"expected task {task!r} with {file}"
+            )
+        return schema, dict(self.manifest.meta), found
+
 
 def _payloads(
     objects: Mapping[str, Any] | None, files: Mapping[str, bytes | Path] | None
