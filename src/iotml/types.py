@@ -26,6 +26,7 @@ __all__ = [
     "EVENT_SCHEMA",
     "READING_SCHEMA",
     "SEVERITIES",
+    "BadRow",
     "Batch",
     "Events",
     "validate_events",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -483,3 +485,19 @@ class Events:
         for row in rows:
             row["detail"] = orjson.loads(row["detail"])
         return rows
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row of a file that a loader skipped (or reordered): file, 1-based line and why.
+
+    >>> str(BadRow("net.tntp", 7, "capacity is not a number"))
+    'net.tntp:7: capacity is not a number'
+    """
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"

@@ -3,6 +3,9 @@
 :class:`Service` wires the parts the other modules provide — the embedded MQTT broker
 (or an external one), the MQTT ingester, the stream pipeline over a store, the FastAPI
 app (served by uvicorn) and the alert outputs — and runs them until a stop event is set.
+With ``thermostat_policy`` a :class:`~iotml.control.serving.ServedThermostatStage` serves
+that policy and :class:`~iotml.transport.commands.MqttCommands` publishes its setpoint
+commands on ``command_topic`` (kept in :attr:`Service.alerts` with the alert outputs).
 Shutdown runs in the reverse order of start-up: stop accepting (HTTP, MQTT), flush the
 pipeline (everything received is stored), deliver queued alerts, stop the broker.
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from iotml.api.app import create_app
+from iotml.codecs.command import COMMAND_TOPIC
 from iotml.config import Limits
 from iotml.devices import TokenBook
 from iotml.errors import ConfigError, require_extra
@@ -32,6 +36,7 @@ from iotml.pipeline import Pipeline, Stage
 from iotml.store import Store
 from iotml.transport.alerts import MqttAlerts, WebhookAlerts
 from iotml.transport.broker import EmbeddedBroker
+from iotml.transport.commands import MqttCommands
 from iotml.transport.mqtt import MqttSource
 from iotml.types import Events
 
@@ -75,6 +80,12 @@ class ServeConfig:
     forecast_every_s: float = 900.0
     cluster_model: str | None = None  # NAME[@VERSION] of a "profiles" cluster model
     cluster_every_s: float = 3600.0
+    thermostat_policy: str | None = None  # iotml.control.serving.POLICY_SPECS
+    thermostat_every_s: float = 300.0
+    thermostat_ttl_s: float = 1800.0  # how long a command holds on the device
+    sim_speedup: float = 1.0  # a simulated fleet's speedup: the policy's time of day
+    sim_start_us: int | None = None  # when that fleet started; None: its first reading here
+    command_topic: str | None = COMMAND_TOPIC  # setpoint commands; None: stored only
     home: Path | None = None  # where the model registry is; None: $IOTML_HOME
 
 
@@ -129,6 +140,8 @@ class Service:
             self.stages.append(self._forecast_stage())
         if self.config.cluster_model is not None:
             self.stages.append(self._cluster_stage())
+        if self.config.thermostat_policy is not None:
+            self.stages.append(self._thermostat_stage())
         self.on_events = list(on_events)
         self.tokens = TokenBook(store)
         self.pipeline: Pipeline | None = None
@@ -163,6 +176,21 @@ class Service:
         return load_behaviour_stage(
             c.cluster_model, self.store, home=c.home, every_s=c.cluster_every_s
         )
+
+    def _thermostat_stage(self) -> Stage:
+        from iotml.control.serving import (
+            FleetCalendar,
+            ServedThermostatStage,
+            load_setpoint_policy,
+        )
+
+        c = self.config
+        assert c.thermostat_policy is not None
+        return ServedThermostatStage(
+            load_setpoint_policy(c.thermostat_policy, c.home), self.store,
+            FleetCalendar(c.sim_speedup, c.sim_start_us), every_s=c.thermostat_every_s,
+            ttl_s=c.thermostat_ttl_s,
+        )  # fmt: skip
 
     def _source(self, broker: EmbeddedBroker | None) -> MqttSource:
         c = self.config
@@ -222,6 +250,8 @@ class Service:
         outputs: list[MqttAlerts | WebhookAlerts] = []
         if c.alert_topic:
             outputs.append(MqttAlerts(source, topic=c.alert_topic))
+        if c.thermostat_policy is not None and c.command_topic:
+            outputs.append(MqttCommands(source, topic=c.command_topic))
         outputs += [WebhookAlerts(url) for url in c.webhooks]
         for output in outputs:
             await stack.enter_async_context(output)

@@ -16,6 +16,7 @@ import typer
 from iotml import __version__
 from iotml.cli import (  # noqa: F401 - importing registers the commands
     cluster,
+    control,
     data,
     demo,
     detect,

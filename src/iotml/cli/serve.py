@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from iotml.anomaly import AlertRule, make_detector
-from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
+from iotml.cli.common import (
+    cli_settings,
+    command,
+    console,
+    open_cli_store,
+    parse_duration,
+    parse_time,
+)
+from iotml.codecs.command import COMMAND_TOPIC
 from iotml.errors import ConfigError
 from iotml.pipeline import AnomalyStage, PipelineMetrics, RulesStage, Stage
 from iotml.store import DuckDBStore, ServerInfo, Store
@@ -137,7 +145,7 @@ def serve_cmd(
     ] = 60.0,
     maintenance_model: Annotated[
         str | None,
-        typer.Option(help="Score machines with this model NAME[@VERSION] from the registry."),
+        typer.Option(help="Score machines with this model NAME\\[@VERSION] from the registry."),
     ] = None,
     maintenance_every: Annotated[
         str, typer.Option(help="How often the maintenance model scores every machine.")
@@ -150,7 +158,9 @@ def serve_cmd(
     ] = None,
     forecast_model: Annotated[
         str | None,
-        typer.Option(help="Forecast every meter with this model NAME[@VERSION] from the registry."),
+        typer.Option(
+            help="Forecast every meter with this model NAME\\[@VERSION] from the registry."
+        ),
     ] = None,
     forecast_every: Annotated[
         str, typer.Option(help="How often the forecast model forecasts every meter.")
@@ -158,13 +168,51 @@ def serve_cmd(
     cluster_model: Annotated[
         str | None,
         typer.Option(
-            help="Assign every meter's days with this cluster model NAME[@VERSION] "
+            help="Assign every meter's days with this cluster model NAME\\[@VERSION] "
             "from the registry; flag behaviour changes."
         ),
     ] = None,
     cluster_every: Annotated[
         str, typer.Option(help="How often the cluster model assigns the finished days.")
     ] = "1h",
+    thermostat_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Send every thermostat setpoints from this policy: schedule (comfort 21 °C, "
+            "setback 17 °C, pre-heat 60 min), schedule:COMFORT/SETBACK/PREHEAT_MIN (the last "
+            "optional), fixed:°C, or a trained policy NAME or NAME@VERSION from the registry.",
+            show_default=False,
+        ),
+    ] = None,
+    thermostat_every: Annotated[
+        str, typer.Option(help="How often the thermostat policy decides (server clock).")
+    ] = "5m",
+    thermostat_ttl: Annotated[
+        str,
+        typer.Option(
+            help="How long each setpoint command holds before the thermostat's own schedule "
+            "resumes (more than twice --thermostat-every)."
+        ),
+    ] = "30m",
+    command_topic: Annotated[
+        str, typer.Option(help="Topic setpoint commands are published on ('' for none).")
+    ] = COMMAND_TOPIC,
+    sim_speedup: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="For a simulated fleet: the --speedup given to iotml simulate, so the "
+            "thermostat policy's time of day is the fleet's (1: real devices, UTC).",
+        ),
+    ] = 1.0,
+    sim_start: Annotated[
+        str | None,
+        typer.Option(
+            help="When that simulated fleet started (ISO-8601, UTC). Default: its first "
+            "thermostat reading this server receives, so start the simulator after the server.",
+            show_default=False,
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Flush after this many messages.")] = 5_000,
     max_delay: Annotated[float, typer.Option(help="…or after the oldest waited this long (s).")] = (
         0.1
@@ -174,6 +222,8 @@ def serve_cmd(
     from iotml.api.service import ServeConfig, Service  # needs the api and mqtt extras
 
     registry: Literal["auto", "strict"] = "strict" if strict else "auto"
+    every_s, ttl_s = _thermostat_timing(thermostat_policy, thermostat_every, thermostat_ttl)
+    sim_began = parse_time(sim_start, "--sim-start")
     config = ServeConfig(
         http_host=http_host,
         http_port=http_port,
@@ -204,6 +254,12 @@ def serve_cmd(
         forecast_every_s=parse_duration(forecast_every, "--forecast-every").total_seconds(),
         cluster_model=cluster_model,
         cluster_every_s=parse_duration(cluster_every, "--cluster-every").total_seconds(),
+        thermostat_policy=thermostat_policy,
+        thermostat_every_s=every_s,
+        thermostat_ttl_s=ttl_s,
+        command_topic=command_topic or None,
+        sim_speedup=sim_speedup,
+        sim_start_us=None if sim_began is None else round(sim_began.timestamp() * 1e6),
         home=cli_settings(ctx).home,
     )
     stale = None if stale_after is None else parse_duration(stale_after, "--stale-after")
@@ -223,6 +279,18 @@ def serve_cmd(
         store.close()
     if service.pipeline is not None:
         console.print(_summary(service.pipeline.metrics))
+
+
+def _thermostat_timing(policy: str | None, every: str, ttl: str) -> tuple[float, float]:
+    """Seconds of --thermostat-every and --thermostat-ttl, checked against each other."""
+    every_s = parse_duration(every, "--thermostat-every").total_seconds()
+    ttl_s = parse_duration(ttl, "--thermostat-ttl").total_seconds()
+    if policy is not None and not ttl_s > 2 * every_s:
+        raise ConfigError(
+            f"--thermostat-ttl {ttl!r} must be more than twice --thermostat-every {every!r}: "
+            "commands are renewed two runs before they lapse"
+        )
+    return every_s, ttl_s
 
 
 def _held_file(store: Store) -> str | None:

@@ -4,6 +4,8 @@ Machines that wear out and fail, smart meters and thermostats send their reading
 MQTT (default) or HTTP; a share of the sensors is faulty. What really happened —
 failures, degradations, injected anomalies — is written to a JSON Lines truth file
 (default ``<home>/sim-truth.jsonl``) at the end, also when the run is interrupted.
+With ``--obey-commands`` the thermostats follow the setpoint commands ``iotml serve
+--thermostat-policy`` publishes on their command topics.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from iotml.cli.common import cli_settings, command, console, open_cli_store, parse_duration
+from iotml.codecs.command import COMMAND_TOPIC
 from iotml.devices import issue_token
 from iotml.errors import ConfigError
 from iotml.sim import Fleet, FleetSpec, HttpSink, MqttSink, SimStats, simulate
+from iotml.sim.commands import MqttCommandInbox
 from iotml.store import Store
 
 
@@ -117,13 +121,22 @@ class _Progress:
         )
 
 
-async def _run(fleet: Fleet, sink: Any, duration_s: float | None, interval_s: float) -> SimStats:
+async def _run(
+    fleet: Fleet,
+    sink: Any,
+    duration_s: float | None,
+    interval_s: float,
+    commands: MqttCommandInbox | None = None,
+) -> SimStats:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGINT, stop.set)  # Ctrl-C ends the run cleanly
     try:
-        async with sink:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(sink)
+            if commands is not None:
+                await stack.enter_async_context(commands)  # subscribed before the first step
             return await simulate(
                 fleet,
                 sink,
@@ -131,13 +144,16 @@ async def _run(fleet: Fleet, sink: Any, duration_s: float | None, interval_s: fl
                 interval_s=interval_s,
                 stop=stop,
                 on_tick=_Progress(fleet),
+                commands=commands,
             )
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _summary(stats: SimStats, fleet: Fleet, truth: Path) -> None:
+def _summary(
+    stats: SimStats, fleet: Fleet, truth: Path, commands: MqttCommandInbox | None = None
+) -> None:
     table = Table(title="simulation", header_style="bold", show_header=False)
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -149,6 +165,12 @@ def _summary(stats: SimStats, fleet: Fleet, truth: Path) -> None:
     table.add_row("malformed messages sent", f"{stats.malformed:,}")
     for label, count in sorted(stats.errors.items()):
         table.add_row(f"not delivered: {label}", f"{count:,}")
+    if commands is not None:
+        table.add_row("commands applied", f"{stats.commands:,}")
+        for label, count in sorted(stats.command_errors.items()):
+            table.add_row(f"commands refused: {label}", f"{count:,}")
+        if commands.dropped:
+            table.add_row("commands dropped (too many between steps)", f"{commands.dropped:,}")
     kinds: dict[str, int] = {}
     for record in fleet.truth:
         key = f"truth: {record.type} ({record.kind})"
@@ -219,6 +241,16 @@ def simulate_cmd(
             help="Ground-truth file (default: <home>/sim-truth.jsonl).", show_default=False
         ),
     ] = None,
+    obey_commands: Annotated[
+        bool,
+        typer.Option(
+            help="Thermostats obey setpoint commands on --command-topic (MQTT only; "
+            "iotml serve --thermostat-policy sends them)."
+        ),
+    ] = False,
+    command_topic: Annotated[
+        str, typer.Option(help="MQTT topic template of the devices' commands.")
+    ] = COMMAND_TOPIC,
 ) -> None:
     """Simulate a device fleet publishing live, and write what really happened."""
     duration_s = None if duration is None else parse_seconds(duration, "--duration")
@@ -232,6 +264,8 @@ def simulate_cmd(
         seed=seed,
         speedup=speedup,
     )
+    if obey_commands and via is not Via.mqtt:
+        raise ConfigError("--obey-commands needs --via mqtt: commands arrive on the broker")
     fleet = Fleet(spec)
     protocol: Literal["v5", "v311"] = "v5" if mqtt_version is MqttVersion.v5 else "v311"
     sink: MqttSink | HttpSink
@@ -246,15 +280,26 @@ def simulate_cmd(
         sink = MqttSink(
             broker, template=topic, protocol=protocol, username=username, password=password
         )
+    inbox = None
+    if obey_commands:
+        inbox = MqttCommandInbox(
+            broker, template=command_topic, protocol=protocol, username=username,
+            password=password,
+        )  # fmt: skip
     truth_path = truth or cli_settings(ctx).home / "sim-truth.jsonl"
     target = url if via is Via.http else broker
     console.print(
         f"simulating {len(fleet.devices)} devices over {via.value} to {escape(target)}, "
         f"time x{speedup:g}, seed {seed}" + ("" if duration_s else " — Ctrl-C to stop")
     )
+    if inbox is not None:
+        console.print(
+            f"thermostats obey commands on {escape(command_topic)}; serve with --sim-speedup "
+            f"{speedup:g} so the policy keeps the fleet's time of day"
+        )
     try:
-        stats = asyncio.run(_run(fleet, sink, duration_s, interval_s))
+        stats = asyncio.run(_run(fleet, sink, duration_s, interval_s, inbox))
     finally:
         if fleet.start_us is not None:
             fleet.write_truth(truth_path)
-    _summary(stats, fleet, truth_path)
+    _summary(stats, fleet, truth_path, inbox)

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from iotml.errors import InvalidData
+from iotml.types import BadRow
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -92,18 +93,6 @@ class Track:
     def _need_gps(self, name: str) -> None:
         if self.planar:
             raise InvalidData(f"track {self.id!r} is planar (x/y metres); it has no {name}")
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A row a loader rejected or reordered: file, 1-based line number and why."""
-
-    path: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
 
 
 @dataclass

@@ -88,12 +88,14 @@ class Bundle:
         return next(iter(self.objects.values()))
 
     def parts(self, task: str, file: str, what: str) -> tuple[dict[str, Any], dict[str, Any], Any]:
-        """The input schema, meta and joblib object ``file`` of a bundle of ``task``.
+        """The input schema, meta and file ``file`` of a bundle of ``task``: the unpickled
+        object of a joblib file, the bytes of any other.
 
         Raises :class:`BundleError` naming ``what`` (e.g. ``"a netsec model"``) when the
         task differs, the input schema is not an object or the file is missing.
         """
-        schema, found = self.manifest.input_schema, self.objects.get(file)
+        schema = self.manifest.input_schema
+        found = self.objects[file] if file in self.objects else self.data.get(file)
         if self.manifest.task != task or not isinstance(schema, dict) or found is None:
             raise BundleError(
                 f"bundle {self.ref} is not {what} (task {self.manifest.task!r}); "

@@ -5,7 +5,8 @@ meters and room thermostats (:mod:`iotml.sim.physics`), a share of faulty sensor
 (:mod:`iotml.sim.faults`) and, optionally, one flaky device that sometimes sends a broken
 message. ``step(t_us)`` stamps every reading with ``t_us`` — devices use their own clock,
 the wall clock — while the physics runs ``speedup`` times faster from the first step, so
-a few wall minutes show daily patterns and machine failures.
+a few wall minutes show daily patterns and machine failures. :meth:`Fleet.command` holds a
+thermostat at a commanded setpoint instead of its schedule until the command expires.
 
 Everything is computed per kind over arrays of devices; randomness comes from the seed
 alone, so the same spec and the same sequence of ``t_us`` give identical batches and
@@ -28,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from iotml.errors import ConfigError
+from iotml.codecs.command import SETPOINT_RANGE
+from iotml.errors import ConfigError, InvalidData, UnknownDevice
 from iotml.sim.faults import FAULT_KINDS, SensorFaults
 from iotml.sim.kinds import DEVICE_KINDS, DeviceKind, Tick, Weather
 from iotml.sim.physics import Machines, Meters, Thermostats
@@ -118,6 +120,24 @@ class Fleet:
             return self._kinds[device_id]
         except KeyError:
             raise ConfigError(f"device {device_id!r} is not in this fleet") from None
+
+    def command(self, device_id: str, setpoint: float | None, *, until_us: int) -> None:
+        """Hold thermostat ``device_id`` at ``setpoint`` (°C) until wall time ``until_us``.
+
+        From the next :meth:`step` before ``until_us`` its setpoint channel reports the
+        command and its room heats towards it; then its schedule resumes. ``None`` clears
+        an override at once. A device that is not one of this fleet's thermostats raises
+        :class:`~iotml.errors.UnknownDevice`, a setpoint outside
+        :data:`~iotml.codecs.command.SETPOINT_RANGE` :class:`~iotml.errors.InvalidData`.
+        """
+        lo, hi = SETPOINT_RANGE
+        if setpoint is not None and not lo <= setpoint <= hi:  # NaN fails too
+            raise InvalidData(f"setpoint {setpoint!r} for {device_id!r} is outside [{lo}, {hi}]")
+        for g in self._groups:
+            if isinstance(g.model, Thermostats) and device_id in g.ids:
+                g.model.override(g.ids.index(device_id), setpoint, int(until_us))
+                return
+        raise UnknownDevice(f"{device_id!r} is not a thermostat of this fleet")
 
     def outdoor_temperature(self, t_us: int) -> float:
         """The outdoor temperature (°C) the fleet's meters and thermostats feel at ``t_us``."""

@@ -17,7 +17,8 @@ measurement noise and sensor faults).
 * **Thermostats** heat a room (first-order thermal model: time constant, and the rise
   above outdoors a fully open valve sustains) towards a comfort/setback schedule; the
   valve is what a controller sets to approach the setpoint, humidity falls as the room
-  warms and rises while people are home.
+  warms and rises while people are home. A setpoint command (:meth:`Thermostats.override`)
+  replaces a thermostat's schedule until its wall-clock expiry or until it is cleared.
 """
 
 from __future__ import annotations
@@ -209,12 +210,27 @@ class Thermostats:
         self.setback = self.comfort - rng.uniform(3.0, 4.5, n)
         self.habit = rng.uniform(-0.5, 0.5, n)
         self._room = np.full(n, np.nan)
+        self._override = np.full(n, np.nan)
+        self._until = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)  # wall µs, exclusive
+
+    def override(self, index: int, setpoint: float | None, until_us: int) -> None:
+        """Hold thermostat ``index`` at ``setpoint`` until wall time ``until_us``;
+        ``None`` clears the override, and the schedule resumes at once."""
+        if setpoint is None:
+            self._override[index], self._until[index] = np.nan, np.iinfo(np.int64).min
+        else:
+            self._override[index], self._until[index] = setpoint, until_us
+
+    def overridden(self, t_us: int) -> npt.NDArray[np.bool_]:
+        """Which thermostats follow a command rather than their schedule at wall time ``t_us``."""
+        return np.asarray(t_us < self._until)
 
     def values(self, tick: Tick, rng: np.random.Generator, truth: GroundTruth) -> Array:
         """Room temperature, humidity, valve (%) and setpoint of every thermostat."""
         hour = (tick.hour - self.habit) % 24.0
         home = _comfort(hour, tick.weekend)
-        setpoint = np.where(home, self.comfort, self.setback)
+        scheduled = np.where(home, self.comfort, self.setback)
+        setpoint = np.where(self.overridden(tick.t_us), self._override, scheduled)
         room = np.where(np.isfinite(self._room), self._room, setpoint)
         # the controller aims to close the gap with a 20-minute time constant
         aim = room + (setpoint - room) * -np.expm1(-tick.dt_s / 1200.0)

@@ -15,6 +15,11 @@ A sink is an async context manager (enter it before :func:`simulate`) with one m
 delivered or a short label (``"http 422"``) counted in :attr:`SimStats.errors`. A broker or
 server that cannot be reached raises :class:`~iotml.errors.DeviceUnavailable`. The clock
 and sleep are injected, so tests run a whole simulation instantly.
+
+With ``commands`` (an inbox of :mod:`iotml.sim.commands`, such as
+:class:`~iotml.sim.commands.MqttCommandInbox` on ``devices/<id>/cmd``) the thermostats obey
+setpoint commands: before each step the commands received since the last one are applied,
+and refusals are counted in :attr:`SimStats.command_errors`.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 from iotml.codecs import encode_json, encode_senml_cbor, encode_senml_json
 from iotml.errors import ConfigError
 from iotml.pipeline import Message, Pipeline
+from iotml.sim.commands import CommandInbox, apply_command
 from iotml.sim.fleet import Fleet
 from iotml.types import Batch
 
@@ -88,7 +94,8 @@ class Outgoing(NamedTuple):
 @dataclass(slots=True)
 class SimStats:
     """What a simulation sent so far: ``formats`` counts messages by codec format,
-    ``errors`` the sinks' error labels, ``readings`` those in well-formed messages."""
+    ``errors`` the sinks' error labels, ``readings`` those in well-formed messages;
+    ``commands`` the setpoint commands applied, ``command_errors`` refusals by reason."""
 
     ticks: int = 0
     messages: int = 0
@@ -99,6 +106,8 @@ class SimStats:
     formats: dict[str, int] = field(default_factory=dict)
     first_us: int | None = None
     last_us: int | None = None
+    commands: int = 0
+    command_errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -147,7 +156,20 @@ def encode_tick(fleet: Fleet, batch: Batch) -> list[Outgoing]:
     return out
 
 
-async def _tick(fleet: Fleet, sink: Sink, t_us: int, stats: SimStats) -> None:
+def _obey(fleet: Fleet, commands: CommandInbox, t_us: int, stats: SimStats) -> None:
+    for device_id, payload in commands.drain():
+        error = apply_command(fleet, device_id, payload, t_us)
+        if error is None:
+            stats.commands += 1
+        else:
+            stats.command_errors[error] = stats.command_errors.get(error, 0) + 1
+
+
+async def _tick(
+    fleet: Fleet, sink: Sink, t_us: int, stats: SimStats, commands: CommandInbox | None
+) -> None:
+    if commands is not None:
+        _obey(fleet, commands, t_us, stats)
     messages = encode_tick(fleet, fleet.step(t_us))
     results = await asyncio.gather(*(sink.send(m.device_id, m.payload, m.content_type)
                                      for m in messages))  # fmt: skip
@@ -186,13 +208,15 @@ async def simulate(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     stop: asyncio.Event | None = None,
     on_tick: Callable[[SimStats], None] | None = None,
+    commands: CommandInbox | None = None,
 ) -> SimStats:
     """Step ``fleet`` every ``interval_s`` seconds of ``clock`` and send what it measures.
 
     Runs until ``duration_s`` seconds of ``clock`` have passed (``None``: until ``stop``
     is set) or ``stop`` is set. Each step is stamped ``clock()`` in microseconds (kept
     increasing); a step that falls behind is not made up, the next one is simply later.
-    ``on_tick`` sees the running totals after every step.
+    ``on_tick`` sees the running totals after every step. ``commands``, if given, is
+    drained before every step and its setpoint commands applied (see the module docstring).
 
     >>> from iotml.sim.fleet import FleetSpec
     >>> class Fake:
@@ -220,7 +244,7 @@ async def simulate(
         if duration_s is not None and now - start >= duration_s:
             break
         last_us = max(round(now * 1e6), last_us + 1)
-        await _tick(fleet, sink, last_us, stats)
+        await _tick(fleet, sink, last_us, stats, commands)
         if on_tick is not None:
             on_tick(stats)
         due = max(due + interval_s, clock())
