@@ -218,3 +218,24 @@ def test_robust_scaling_scales_a_column_that_is_mostly_one_value() -> None:
     assert clusters.scaler_.scale_[1] == pytest.approx(stops.std())
     assert clusters.scaler_.transform(X)[:, 1].std() == pytest.approx(1.0)
     assert clusters.scaler_.scale_[0] == pytest.approx(np.subtract(*np.percentile(speed, [75, 25])))
+
+
+def test_track_plots_frame_the_tracks_near_the_common_centre() -> None:
+    from iotml.clustering.plots import _zoom_to_core
+
+    class Axes:
+        def __init__(self) -> None:
+            self.limits: dict[str, tuple[float, float]] = {}
+
+        def set_xlim(self, lo: float, hi: float) -> None:
+            self.limits["x"] = (lo, hi)
+
+        def set_ylim(self, lo: float, hi: float) -> None:
+            self.limits["y"] = (lo, hi)
+
+    near = [(np.linspace(i, i + 1, 50), np.linspace(0, 2, 50)) for i in range(5)]
+    far = (np.linspace(500, 600, 500), np.linspace(500, 600, 500))  # another city, many points
+    ax = Axes()
+    _zoom_to_core(ax, [*near, far])
+    assert ax.limits["x"] == pytest.approx((-0.25, 5.25))
+    assert ax.limits["y"] == pytest.approx((-0.1, 2.1))

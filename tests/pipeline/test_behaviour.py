@@ -219,3 +219,38 @@ def test_serve_config_cluster_model_adds_the_stage(model: ClusterModel, tmp_path
     assert stage.model.ref == "households@1"
     assert stage.every_us == 7_200_000_000
     assert stage.metric == "power"
+
+
+def test_the_api_serves_a_meters_latest_assignment(model: ClusterModel) -> None:
+    import asyncio
+
+    import httpx
+
+    from iotml.api import create_app
+    from iotml.pipeline import Pipeline
+
+    store = MemoryStore()
+    _write(store, "house-1", "m" * 3 + "e" * 3)
+    stage = BehaviourStage(model, store, persist=3, lookback_days=30)
+    stage.run(T0 + 6 * DAY + 2 * HOUR)
+    stage.close()
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(Pipeline(store)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://iotml") as client:
+            paths = ("house-1", "house-9", "house-1?metric=voltage")
+            return [await client.get(f"/api/v1/behaviour/{p}") for p in paths]
+
+    ok, unknown, other_metric = asyncio.run(main())
+    assert ok.status_code == 200
+    body = ok.json()
+    assert (body["device_id"], body["day"], body["model"]) == (
+        "house-1",
+        "2026-01-06",
+        "households@1",
+    )
+    assert body["cluster"] == _cluster(model, "evening peak")
+    assert body["description"].endswith("evening peak")
+    assert unknown.status_code == 404
+    assert "device 'house-9'" in unknown.json()["detail"]
+    assert other_metric.status_code == 404

@@ -9,7 +9,10 @@ through the stream pipeline, which dead-letters their rejected records.
 
 ``GET /api/v1/forecasts/{device}`` (optional ``?metric=``) returns the newest forecast the
 forecast stage stored for a device (:func:`~iotml.pipeline.forecast.latest_forecast`), or
-404 with a message when there is none.
+404 with a message when there is none. ``GET /api/v1/behaviour/{device}`` (optional
+``?metric=``, default ``power``) returns the device's latest behaviour-cluster assignment
+(day, cluster, its words, distance, model) as the behaviour stage saved it
+(:func:`~iotml.pipeline.behaviour.latest_assignments`), or 404.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from iotml.store.wire import PREFIX as STORE_PREFIX
 
 TELEMETRY = "/api/v1/telemetry"
 FORECASTS = "/api/v1/forecasts/{device}"
+BEHAVIOUR = "/api/v1/behaviour/{device}"
 SOURCE = f"http:{TELEMETRY}"
 ACCEPTED_TYPES = ("application/senml+json", "application/senml+cbor", "application/json")
 
@@ -135,6 +139,22 @@ def create_app(
             detail = f"no {what} stored for device {device!r} (is a forecast model serving it?)"
             return _answer(404, {"detail": detail})
         return _answer(200, found)
+
+    @app.get(BEHAVIOUR, summary="The latest behaviour-cluster assignment of a device")
+    def behaviour(device: str, metric: str = "power") -> JSONResponse:
+        from iotml.pipeline.behaviour import latest_assignments  # scikit-learn: on first use
+
+        table = latest_assignments(pipeline.store, metric)
+        rows = table.filter(pc.equal(table.column("device_id"), device)).to_pylist()
+        if not rows:
+            detail = (
+                f"no behaviour assignment of {metric!r} stored for device {device!r} "
+                "(is a cluster model serving it?)"
+            )
+            return _answer(404, {"detail": detail})
+        row = rows[-1]
+        row["day"] = row["day"].isoformat()
+        return _answer(200, row)
 
     app.add_api_route(
         TELEMETRY,

@@ -10,6 +10,7 @@ __all__ = ["plot_centroids", "plot_profiles", "plot_selection", "plot_tracks"]
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -88,7 +89,12 @@ def plot_tracks(
     xlabel: str = "x [m]",
     ylabel: str = "y [m]",
 ) -> Path:
-    """Tracks given as ``(x, y)`` arrays, each drawn in the colour of its cluster."""
+    """Tracks given as ``(x, y)`` arrays, each drawn in the colour of its cluster.
+
+    The view frames the tracks whose median position lies within three times the typical
+    distance from the tracks' common centre, so a few tracks recorded far away (another
+    city) do not shrink the rest to a dot; they are still drawn, partly out of view.
+    """
     groups = np.asarray(labels)
     if not tracks or len(tracks) != groups.size:
         raise ConfigError(f"{len(tracks)} tracks and {groups.size} labels: expected one each")
@@ -103,6 +109,25 @@ def plot_tracks(
             label = names[c] if names is not None else f"cluster {c}"
         ax.plot(np.asarray(x), np.asarray(y), lw=0.8, alpha=0.7, color=colours(c % 10), label=label)
     ax.set(xlabel=xlabel, ylabel=ylabel, title="tracks coloured by cluster")
+    _zoom_to_core(ax, tracks)
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(fontsize=8)
     return save_figure(fig, plt, path)
+
+
+def _zoom_to_core(ax: Any, tracks: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]]) -> None:
+    """Frame the tracks near the common centre (see :func:`plot_tracks`)."""
+    points = [np.column_stack([np.asarray(x, float).ravel(), np.asarray(y, float).ravel()])
+              for x, y in tracks]  # fmt: skip
+    points = [p[np.isfinite(p).all(axis=1)] for p in points]
+    points = [p for p in points if len(p)]
+    if not points:
+        return
+    centres = np.array([np.median(p, axis=0) for p in points])
+    distance = np.hypot(*(centres - np.median(centres, axis=0)).T)
+    typical = float(np.median(distance))
+    core = np.vstack([p for p, d in zip(points, distance, strict=True) if d <= 3 * typical])
+    for setter, values in ((ax.set_xlim, core[:, 0]), (ax.set_ylim, core[:, 1])):
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.05 * (hi - lo) or 1.0
+        setter(lo - pad, hi + pad)
