@@ -32,14 +32,13 @@ __all__ = ["CommandInbox", "MemoryInbox", "MqttCommandInbox", "apply_command"]
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections import deque
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 from iotml.codecs.command import COMMAND_TOPIC, decode_command
 from iotml.errors import ConfigError, DeviceUnavailable, InvalidData, UnknownDevice, require_extra
 from iotml.sim.fleet import Fleet
+from iotml.sim.sinks import BrokerLink
 from iotml.transport.topics import TopicTemplate
 
 if TYPE_CHECKING:
@@ -115,23 +114,19 @@ class MqttCommandInbox:
         ca_file: str | None = None,
         max_waiting: int = 10_000,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
-        if qos not in (0, 1, 2) or protocol not in ("v5", "v311") or max_waiting < 1:
+        self._link = BrokerLink(
+            url, protocol=protocol, client_id=client_id, username=username, password=password,
+            ca_file=ca_file,
+        )  # fmt: skip
+        if qos not in (0, 1, 2) or max_waiting < 1:
             raise ConfigError(
-                f"qos {qos!r}, protocol {protocol!r}, max_waiting {max_waiting!r}: expected "
-                "0, 1 or 2, 'v5' or 'v311', and at least 1"
+                f"qos {qos!r}, max_waiting {max_waiting!r}: expected 0, 1 or 2, and at least 1"
             )
         self.url = url
         self.template = TopicTemplate(template)
         self.qos = qos
         self.protocol = protocol
         self.dropped = 0
-        self._host = parts.hostname
-        self._tls = ssl.create_default_context(cafile=ca_file) if parts.scheme == "mqtts" else None
-        self._port = parts.port or (8883 if self._tls else 1883)
-        self._login = {"identifier": client_id, "username": username, "password": password}
         self._waiting: deque[tuple[str, bytes]] = deque(maxlen=max_waiting)
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -139,10 +134,7 @@ class MqttCommandInbox:
 
     async def __aenter__(self) -> MqttCommandInbox:
         mqtt = require_extra("aiomqtt", "mqtt")
-        version = mqtt.ProtocolVersion.V5 if self.protocol == "v5" else mqtt.ProtocolVersion.V311
-        client = mqtt.Client(
-            self._host, self._port, protocol=version, tls_context=self._tls, **self._login
-        )
+        client = self._link.client()
         try:
             await client.__aenter__()
             await client.subscribe(self.template.filter, qos=self.qos)

@@ -10,7 +10,7 @@ status and never raises on one). A broker or server that cannot be reached raise
 
 from __future__ import annotations
 
-__all__ = ["HttpSink", "MqttSink"]
+__all__ = ["BrokerLink", "HttpSink", "MqttSink"]
 
 import asyncio
 import contextlib
@@ -26,6 +26,43 @@ from iotml.transport.topics import TopicTemplate
 if TYPE_CHECKING:
     import aiomqtt
     import httpx
+
+
+class BrokerLink:
+    """Where and how to reach an MQTT broker: a checked ``mqtt://``/``mqtts://`` URL (TLS
+    with ``ca_file`` for ``mqtts``), the protocol version and the login, and the client
+    they make (aiomqtt, imported when the client is made)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        protocol: Literal["v5", "v311"] = "v5",
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+    ) -> None:
+        if protocol not in ("v5", "v311"):
+            raise ConfigError(f"protocol {protocol!r} is not one of 'v5', 'v311'")
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
+        self.url = url
+        self.protocol = protocol
+        self.host = parts.hostname
+        self.tls = ssl.create_default_context(cafile=ca_file) if parts.scheme == "mqtts" else None
+        self.port = parts.port or (8883 if self.tls else 1883)
+        self._login = {"identifier": client_id, "username": username, "password": password}
+
+    def client(self) -> aiomqtt.Client:
+        """A new, not yet connected client."""
+        mqtt = require_extra("aiomqtt", "mqtt")
+        version = mqtt.ProtocolVersion.V5 if self.protocol == "v5" else mqtt.ProtocolVersion.V311
+        client: aiomqtt.Client = mqtt.Client(
+            self.host, self.port, protocol=version, tls_context=self.tls, **self._login
+        )
+        return client
 
 
 def _topic_pattern(template: str) -> str:
@@ -60,31 +97,23 @@ class MqttSink:
         ca_file: str | None = None,
         max_in_flight: int = 64,
     ) -> None:
-        if protocol not in ("v5", "v311"):
-            raise ConfigError(f"protocol {protocol!r} is not one of 'v5', 'v311'")
+        self._link = BrokerLink(
+            url, protocol=protocol, client_id=client_id, username=username, password=password,
+            ca_file=ca_file,
+        )  # fmt: skip
         if qos not in (0, 1, 2):
             raise ConfigError(f"qos {qos!r} is not 0, 1 or 2")
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
         self.url = url
         self.template = _topic_pattern(template)
         self.qos = qos
         self.protocol = protocol
-        self._host = parts.hostname
-        self._tls = ssl.create_default_context(cafile=ca_file) if parts.scheme == "mqtts" else None
-        self._port = parts.port or (8883 if self._tls else 1883)
-        self._login = {"identifier": client_id, "username": username, "password": password}
         self._client: aiomqtt.Client | None = None
         self._slots = asyncio.Semaphore(max_in_flight)
         self._max_in_flight = max_in_flight
 
     async def __aenter__(self) -> MqttSink:
         mqtt = require_extra("aiomqtt", "mqtt")
-        version = mqtt.ProtocolVersion.V5 if self.protocol == "v5" else mqtt.ProtocolVersion.V311
-        client = mqtt.Client(
-            self._host, self._port, protocol=version, tls_context=self._tls, **self._login
-        )
+        client = self._link.client()
         try:
             await client.__aenter__()
         except mqtt.MqttError as err:
