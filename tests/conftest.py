@@ -16,6 +16,19 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def _isolated_keys(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Point IOTML_KEY_DIR at a fresh directory outside every test's tmp_path (a data home
+    there must not contain it), so no test touches ~/.config/iotml or trusts another's key."""
+    keys = tmp_path_factory.mktemp("iotml-keys") / "keys"
+    monkeypatch.setenv("IOTML_KEY_DIR", str(keys))
+    monkeypatch.delenv("IOTML_TRUSTED_KEYS", raising=False)
+    monkeypatch.delenv("IOTML_TRUSTED_FINGERPRINTS", raising=False)
+    return keys
+
+
 def _reachable(host: str, port: int) -> bool:
     import socket
 

@@ -260,3 +260,17 @@ def test_events_lists_alerts_newest_last_with_filters(tmp_path: Path) -> None:
     assert "alert 0" not in out
     code, out = _run("--home", str(tmp_path / "empty"), "events")
     assert "no events" in out
+
+
+def test_import_dead_letters_a_conflicting_duplicate_and_says_so(tmp_path: Path) -> None:
+    first, fixed = tmp_path / "first.csv", tmp_path / "fixed.csv"
+    first.write_bytes(WIDE_CSV)
+    fixed.write_bytes(WIDE_CSV.replace(b"20.6", b"99.0"))
+    code, out = _run("import", str(first), str(fixed), "--device", "press-4")
+    assert code == 0, out
+    flat = " ".join(out.split())  # Rich may wrap the lines
+    assert "fixed.csv (csv): stored 0 readings, 3 duplicates ignored, 1 rejected" in flat
+    assert "1 readings conflict with stored ones" in flat
+    code, out = _run("deadletters", "-o", "json")
+    (letter,) = _json_lines(out)
+    assert str(letter["reason"]).startswith("conflicting duplicate: device 'press-4' metric 'temp'")

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
 import pytest
 
-from iotml.ingest import ingest_bytes, ingest_file
-from iotml.store import MemoryStore
+from iotml.errors import StoreError
+from iotml.ingest import import_files, ingest_bytes, ingest_file
+from iotml.store import MemoryStore, WriteResult
+from iotml.types import Batch
 
 NOW = 1_767_225_600_000_000
 
@@ -55,3 +58,72 @@ def test_a_missing_file_is_a_user_error_not_a_dead_letter(tmp_path: Path) -> Non
     with pytest.raises(FileNotFoundError):
         ingest_file(store, tmp_path / "nope.csv")
     assert store.dead_letter_count() == 0
+
+
+# --- the same flush as live sources ------------------------------------------------------
+
+
+def test_a_conflicting_duplicate_in_an_import_is_dead_lettered_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_bytes(b"ts,temp\n2026-01-01T00:00:00Z,1\n2026-01-01T00:01:00Z,2\n")
+    second.write_bytes(b"ts,temp\n2026-01-01T00:00:00Z,1\n2026-01-01T00:01:00Z,5\n")
+    ingest_file(store, first, device_id="press", now=NOW)
+    again = ingest_file(store, second, device_id="press", now=NOW)
+    assert (again.stored, again.duplicates, again.rejected) == (0, 1, 1)
+    assert any("conflict with stored ones" in note for note in again.notes)
+    (letter,) = store.dead_letters().to_pylist()
+    assert letter["reason"].startswith("conflicting duplicate: device 'press' metric 'temp'")
+    assert letter["source"] == f"file:{second}"
+    assert store.query("press", "temp").values.tolist() == [1.0, 2.0]  # never overwritten
+
+
+def test_readings_of_one_payload_without_a_time_never_collide() -> None:
+    store = MemoryStore()
+    data = orjson.dumps([{"level": k} for k in range(10)])
+    result = ingest_bytes(store, data, source="t", device_id="tank", now=NOW)
+    assert (result.stored, result.duplicates, result.rejected) == (10, 0, 0)
+    assert (store.query("tank").ts_us - NOW).tolist() == list(range(10))
+
+
+def test_import_files_reports_each_file_in_order_and_registers_its_devices(
+    tmp_path: Path,
+) -> None:
+    store = MemoryStore()
+    paths = [tmp_path / f"{k}.csv" for k in range(3)]
+    for k, path in enumerate(paths):
+        path.write_bytes(b"ts,temp\n2026-01-01T00:0%d:00Z,%d\n" % (k, k))
+    seen: list[tuple[Path, int]] = []
+    results = import_files(
+        store, paths, device_id="press", now=NOW, on_result=lambda p, r: seen.append((p, r.stored))
+    )
+    assert seen == [(p, 1) for p in paths]
+    assert [r.source for r in results] == [f"file:{p}" for p in paths]
+    assert [d.device_id for d in store.devices()] == ["press"]  # the registry's auto mode
+
+
+def test_a_store_that_fails_stops_the_import_with_the_reason(tmp_path: Path) -> None:
+    class Failing(MemoryStore):
+        def write(self, batch: Batch) -> WriteResult:
+            raise StoreError("disk full")
+
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for path in paths:
+        path.write_bytes(b"ts,temp\n2026-01-01T00:00:00Z,1\n")
+    seen: list[Path] = []
+    with pytest.raises(StoreError, match=r"a\.csv was not stored: .*disk full"):
+        import_files(Failing(), paths, device_id="press", on_result=lambda p, r: seen.append(p))
+    assert seen == []
+
+
+def test_ingest_bytes_works_from_inside_an_event_loop() -> None:
+    store = MemoryStore()
+
+    async def main() -> int:
+        return ingest_bytes(
+            store, b'{"ts": 1767225600, "temp": 1}', source="t", device_id="a"
+        ).stored
+
+    assert asyncio.run(main()) == 1

@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from iotml.errors import ConfigError
+from iotml.ids import check_device_id, device_id_problem
 from iotml.store import DeviceRecord, Store
 
 
@@ -35,11 +35,17 @@ def hash_token(token: str) -> str:
 def issue_token(store: Store, device_id: str, *, replace: bool = False) -> str:
     """Register ``device_id`` with a new token and return the token (shown only once).
 
-    Raises :class:`~iotml.errors.ConfigError` when the device exists, unless ``replace``
-    (which also lifts a revocation and invalidates the old token).
+    Raises :class:`~iotml.errors.ConfigError` when ``device_id`` breaks the rule of
+    :mod:`iotml.ids`, or when the device exists, unless ``replace`` (which also lifts a
+    revocation and invalidates the old token).
+
+    >>> from iotml.store import MemoryStore
+    >>> issue_token(MemoryStore(), "pump/1")
+    Traceback (most recent call last):
+    ...
+    iotml.errors.ConfigError: device id: 'pump/1' is not a valid device id: it holds '/' ...
     """
-    if not device_id or not device_id.strip():
-        raise ConfigError("a device id must be a non-empty name")
+    check_device_id(device_id)
     token = secrets.token_urlsafe(32)
     existing = store.device(device_id)
     meta = dict(existing.meta) if existing is not None else {}
@@ -91,5 +97,8 @@ class TokenBook:
         return record.device_id if record is not None and record.revoked is None else None
 
     def verify(self, device_id: str, token: str) -> bool:
-        """Whether ``token`` belongs to ``device_id`` and the device is not revoked."""
+        """Whether ``token`` belongs to ``device_id`` and the device is not revoked
+        (never for an invalid device id, whatever the registry holds)."""
+        if device_id_problem(device_id) is not None:
+            return False
         return self.device_for(token) == device_id

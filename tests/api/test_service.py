@@ -40,7 +40,8 @@ def _config(**kw: object) -> ServeConfig:
 def test_mqtt_and_http_readings_are_stored_events_published_and_shutdown_flushes() -> None:
     store = MemoryStore()
     token = issue_token(store, "meter-9")
-    service = Service(store, _config(), stages=[RulesStage(ranges={"temp": (-40.0, 125.0)})])
+    rules = [RulesStage(ranges={"temp": (-40.0, 125.0)})]
+    service = Service(store, _config(anonymous=True), stages=rules)  # a laptop trial
 
     async def main() -> tuple[httpx.Response, bytes]:
         stop, ready = asyncio.Event(), asyncio.Event()
@@ -91,17 +92,19 @@ def _iotml(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def _publish(port: int, payload: str) -> None:
-    """``mosquitto_pub`` as a user would type it (aiomqtt where the client is missing)."""
-    topic = "devices/pump-1/telemetry"
+def _publish(port: int, payload: str, device: str, token: str) -> None:
+    """``mosquitto_pub`` as a user would type it (aiomqtt where the client is missing):
+    the device logs in with its id and token."""
+    topic = f"devices/{device}/telemetry"
     if shutil.which("mosquitto_pub"):
         args = ["-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", topic, "-m", payload]
-        subprocess.run(["mosquitto_pub", *args], check=True, timeout=20)
+        subprocess.run(["mosquitto_pub", *args, "-u", device, "-P", token], check=True, timeout=20)
         return
 
     async def publish() -> None:
         v311 = aiomqtt.ProtocolVersion.V311
-        async with aiomqtt.Client("127.0.0.1", port, protocol=v311) as client:
+        login = {"username": device, "password": token}
+        async with aiomqtt.Client("127.0.0.1", port, protocol=v311, **login) as client:
             await client.publish(topic, payload.encode(), qos=1)
 
     asyncio.run(publish())
@@ -113,6 +116,8 @@ def test_serve_command_accepts_mosquitto_pub_and_curl_and_both_are_queryable(
     home = tmp_path / "home"
     added = _iotml(home, "devices", "add", "meter-9")
     token = next(w for w in added.stdout.split() if len(w) >= 40)
+    added = _iotml(home, "devices", "add", "pump-1")
+    pump_token = next(w for w in added.stdout.split() if len(w) >= 40)
     http, mqtt = _free_port(), _free_port()
     env = {**os.environ, "IOTML_HOME": str(home)}
     cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
@@ -124,7 +129,7 @@ def test_serve_command_accepts_mosquitto_pub_and_curl_and_both_are_queryable(
         for line in server.stderr:  # the log says when it is ready
             if "serving HTTP" in line:
                 break
-        _publish(mqtt, PACK)
+        _publish(mqtt, PACK, "pump-1", pump_token)
         answer = httpx.post(
             f"http://127.0.0.1:{http}/api/v1/telemetry",
             content=f'[{{"bt": {NOW_S}, "n": "power", "u": "kW", "v": 1.25}}]',

@@ -154,6 +154,8 @@ def test_metrics_count_received_stored_and_rejected_by_reason(store: MemoryStore
     text = asyncio.run(main())
     assert "iotml_messages_received_total 2" in text
     assert "iotml_readings_stored_total 1" in text  # both carry pump-1/temp at the same ts
-    assert "iotml_readings_duplicate_total 1" in text
+    assert "iotml_readings_duplicate_total 0" in text  # with another value: a conflict
+    assert "iotml_readings_conflict_total 1" in text
+    assert 'iotml_rejected_total{reason="conflicting duplicate"} 1' in text
     assert "# TYPE iotml_queue_depth gauge" in text
     assert "iotml_rejected_total{reason=\"field 'mode'\"} 1" in text

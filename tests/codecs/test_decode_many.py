@@ -7,12 +7,14 @@ from dataclasses import replace
 from typing import Any
 
 import cbor2
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotml.codecs import Decoded, Rejected, decode, decode_many
+from iotml.codecs.common import TIME_ARRIVAL, TIME_RELATIVE, TIME_SENT
 from iotml.codecs.senml import decode_senml_json_many
 from iotml.config import Limits
 from iotml.errors import ConfigError, InvalidPayload
@@ -149,6 +151,8 @@ def test_notes_name_their_payload() -> None:
         ({"payloads": [SENML_JSON], "formats": [None, None]}, "formats must give one item"),
         ({"payloads": [SENML_JSON], "content_types": []}, "content_types must give one item"),
         ({"payloads": [SENML_JSON], "device_ids": "a"}, "device_ids must give one item"),
+        ({"payloads": [SENML_JSON], "now": [NOW, NOW]}, "one per payload \\(1\\)"),
+        ({"payloads": [SENML_JSON], "now": [1.5]}, "now must be integer microseconds"),
     ],
 )
 def test_bad_arguments_are_config_errors(kwargs: dict[str, Any], message: str) -> None:
@@ -160,3 +164,63 @@ def test_no_payloads() -> None:
     d = decode_many([])
     assert len(d.batch) == 0
     assert (d.rejected, d.units, d.notes) == ([], {}, [])
+
+
+# -- one receive time per payload ------------------------------------------------------------
+
+NO_TIME = b'{"level": 1}'
+SENML_RELATIVE = b'[{"bn": "r:", "n": "level", "v": 2, "t": -1.5}, {"n": "level", "v": 3}]'
+RECEIVED = [NOW + 10, NOW + 20, NOW + 30, NOW + 40, NOW + 50]
+
+
+def test_each_payload_gets_its_own_receive_time() -> None:
+    payloads = [NO_TIME, FLAT_JSON, SENML_RELATIVE, SENML_JSON, CSV]
+    d = decode_many(payloads, device_ids=["n", "f", None, None, "s"], now=RECEIVED)
+    assert d.batch.device_id.to_pylist() == ["n", "f", "r", "r", "a", "s"]
+    assert (d.batch.ts_us - NOW).tolist() == [
+        10,  # no time: its message's receive time
+        1767225000 * 10**6 - NOW,  # sent: kept
+        30 - 1_500_000,  # SenML relative: counted from its message's receive time
+        30,  # SenML without t or bt: "now", the receive time
+        1_700_000_000 * 10**6 - NOW,
+        0,  # CSV: sent
+    ]
+    assert d.payload_index.tolist() == [0, 1, 2, 2, 3, 4]
+    assert d.time_kind.tolist() == [TIME_ARRIVAL, TIME_SENT, TIME_RELATIVE, TIME_ARRIVAL,
+                                    TIME_SENT, TIME_SENT]  # fmt: skip
+
+
+def test_per_payload_times_decode_as_each_payload_alone_with_its_time() -> None:
+    payloads = [NO_TIME, SENML_RELATIVE, FLAT_ARRAY, SENML_CBOR, NO_TIME]
+    ids = ["n", None, "g", None, "m"]
+    d = decode_many(payloads, device_ids=ids, limits=LIMITS, now=RECEIVED)
+    alone = [
+        decode(p, device_id=i, limits=LIMITS, now=t)
+        for p, i, t in zip(payloads, ids, RECEIVED, strict=True)
+    ]
+    assert d.batch == Batch.concat(a.batch for a in alone)
+    # the future limit counts from the latest receive time, so only its clock text differs
+    assert [r.reason.split(" (")[0] for r in d.rejected] == [
+        r.reason.split(" (")[0] for a in alone for r in a.rejected
+    ]
+
+
+def test_a_scalar_now_still_reports_how_each_time_was_given() -> None:
+    d = decode_many([NO_TIME, SENML_RELATIVE, SENML_JSON], device_ids=["n", None, None], now=NOW)
+    assert (d.batch.ts_us - NOW).tolist() == [0, -1_500_000, 0, 1_700_000_000 * 10**6 - NOW]
+    assert d.time_kind.tolist() == [TIME_ARRIVAL, TIME_RELATIVE, TIME_ARRIVAL, TIME_SENT]
+    assert d.payload_index.tolist() == [0, 1, 1, 2]
+    assert decode_many([SENML_JSON], now=NOW).time_kind is None  # every time sent
+
+
+def test_the_future_limit_is_checked_against_the_latest_receive_time() -> None:
+    ahead = orjson.dumps({"ts": (NOW + 86_400 * 10**6 + 5) / 1e6, "level": 1})
+    d = decode_many([ahead, ahead], device_ids=["a", "b"], now=[NOW, NOW + 10])
+    assert d.batch.device_id.to_pylist() == ["a", "b"]
+    d = decode_many([ahead, ahead], device_ids=["a", "b"], now=[NOW, NOW])
+    assert [r.payload_index for r in d.rejected] == [0, 1]
+
+
+def test_a_numpy_array_of_times_is_accepted() -> None:
+    d = decode_many([NO_TIME, NO_TIME], device_ids=["a", "b"], now=np.array([NOW, NOW + 1]))
+    assert (d.batch.ts_us - NOW).tolist() == [0, 1]

@@ -376,13 +376,13 @@ def test_relative_and_absolute_times() -> None:
         ("urn:dev:mac:0024befffe804ff1:", "temp", None, ("urn:dev:mac:0024befffe804ff1", "temp")),
         ("pump-1/", None, "ignored", ("pump-1", "value")),
         ("pump-1_", "", None, ("pump-1", "value")),
-        ("site/pump-1.", "a/b", None, ("site/pump-1", "a/b")),
+        ("site.pump-1.", "a/b", None, ("site.pump-1", "a/b")),
         (None, "temp", "pump-1", ("pump-1", "temp")),
         (None, "pump-1:temp", "pump-1", ("pump-1", "temp")),
         (None, "pump-1", "pump-1", ("pump-1", "value")),
         (None, None, "pump-1", ("pump-1", "value")),
         (None, "pump-10:temp", "pump-1", ("pump-1", "pump-10:temp")),
-        (None, "site/pump-1:temp", None, ("site/pump-1", "temp")),
+        (None, "site.pump-1:temp", None, ("site.pump-1", "temp")),
         (None, "gw:pump/temp", None, ("gw:pump", "temp")),
         (None, "urn:dev:ow:10e2073a01080063", None, (URN, "value")),
         (None, "urn:dev:ow:10e2073a01080063:temp", None, (URN, "temp")),
@@ -411,6 +411,8 @@ def test_device_and_metric_mapping(
         ({"n": "pump 1:temp", "v": 1}, "name 'pump 1:temp' (bn + n) is not a valid SenML name"),
         ({"bn": "-pump:", "n": "t", "v": 1}, "name '-pump:t' (bn + n) is not a valid"),
         ({"bn": "pümp:", "n": "t", "v": 1}, "is not a valid SenML name"),
+        ({"bn": "gw/p2/", "n": "t", "v": 1}, "base name 'gw/p2/': device 'gw/p2' is not a valid"),
+        ({"n": "site/p1:t", "v": 1}, "name 'site/p1:t': device 'site/p1' is not a valid device"),
     ],
 )
 def test_bad_names_reject_the_record(rec: dict[str, Any], reason: str) -> None:
@@ -665,7 +667,7 @@ def test_what_senml_cannot_express_is_refused(
             encode(batch)
 
 
-DEVICES = st.sampled_from(["p1", "urn:dev:mac:0024befffe804ff1", "site/gw-2", "2001:db8::2"])
+DEVICES = st.sampled_from(["p1", "urn:dev:mac:0024befffe804ff1", "site.gw-2", "2001:db8::2"])
 METRICS = st.from_regex(r"[A-Za-z0-9][-A-Za-z0-9:./_]{0,11}", fullmatch=True)
 TIMES = st.integers(2**28 * 1_000_000, 2**32 * 1_000_000 - 1)  # microseconds exact to 2106
 VALUES = st.floats(allow_nan=False, allow_infinity=False)
@@ -720,7 +722,7 @@ def packs(draw: st.DrawFn, *, clean: bool) -> list[Any]:
         rec: dict[str, Any] = {}
         if i == 0 or draw(st.integers(0, 5)) == 0:
             if draw(st.booleans()):
-                rec["bn"] = draw(st.sampled_from(["urn:dev:ow:1:", "gw/p2/", "p3"]))
+                rec["bn"] = draw(st.sampled_from(["urn:dev:ow:1:", "gw.p2/", "p3"]))
             if draw(st.booleans()):
                 rec["bt"] = draw(st.sampled_from([0, 1.7e9, 1_767_225_000.5, -60, *extremes]))
             if draw(st.booleans()):

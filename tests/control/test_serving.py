@@ -166,6 +166,9 @@ def test_the_served_stage_waits_for_the_anchor_then_uses_the_fleet_time_of_day()
 
 
 def _config(**kw: Any) -> ServeConfig:
+    """A laptop trial: the simulated fleet publishes for every device on one anonymous
+    connection, which the embedded broker allows only with ``anonymous``."""
+    kw.setdefault("anonymous", True)
     return ServeConfig(http_port=_free_port(), mqtt_port=_free_port(), max_delay_s=0.01, **kw)
 
 
@@ -195,7 +198,7 @@ def test_served_commands_reach_the_simulated_fleet_which_obeys() -> None:
     def obeyed(_: object) -> None:
         latest = store.latest("thermostat-001", "setpoint")
         if len(latest) and latest.values[0] == 27.5:
-            stop.set()
+            fleet_stop.set()
 
     async def main() -> None:
         ready = asyncio.Event()
@@ -207,14 +210,15 @@ def test_served_commands_reach_the_simulated_fleet_which_obeys() -> None:
             MqttCommandInbox(service.mqtt_url, protocol="v311", client_id=prefix + "-c") as inbox,
         ):
             stats = await simulate(
-                fleet, sink, duration_s=None, interval_s=0.05, stop=stop, commands=inbox,
+                fleet, sink, duration_s=None, interval_s=0.05, stop=fleet_stop, commands=inbox,
                 on_tick=obeyed,
             )  # fmt: skip
+        stop.set()  # the fleet has disconnected: only then stop the server and its broker
         await serving
         assert stats.commands >= 1
         assert stats.command_errors == {}
 
-    stop = asyncio.Event()
+    stop, fleet_stop = asyncio.Event(), asyncio.Event()
     asyncio.run(asyncio.wait_for(main(), 40))
 
     (publisher,) = [a for a in service.alerts if isinstance(a, MqttCommands)]

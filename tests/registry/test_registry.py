@@ -15,10 +15,11 @@ from iotml.registry import (
     PublicKey,
     SigningKey,
     check_version,
-    home_signing_key,
-    home_trusted_keys,
+    key_pair,
     load_bundle,
+    local_signing_key,
     sort_versions,
+    trusted_public_keys,
 )
 from iotml.registry.versions import is_prerelease, version_key
 
@@ -151,19 +152,23 @@ def test_a_signed_bundle_copied_over_another_version_is_refused(tmp_path: Path) 
         registry.load("pump")
 
 
-def test_home_key_is_created_once_and_trusted_by_default(tmp_path: Path) -> None:
-    assert home_trusted_keys(tmp_path) == []
-    key = home_signing_key(tmp_path)
-    assert home_signing_key(tmp_path).public_key == key.public_key  # loaded, not regenerated
-    keys_dir = tmp_path / "keys"
+def test_local_key_is_created_once_outside_the_home_and_trusted_by_default(
+    tmp_path: Path,
+) -> None:
+    keys_dir = Path(os.environ["IOTML_KEY_DIR"])  # a fresh directory per test (conftest)
+    assert trusted_public_keys(tmp_path) == []
+    key = local_signing_key(tmp_path)
+    assert local_signing_key(tmp_path).public_key == key.public_key  # loaded, not regenerated
+    assert key_pair(keys_dir).public_key == key.public_key
     if os.name == "posix":
         assert (keys_dir / "signing.pem").stat().st_mode & 0o777 == 0o600
         assert keys_dir.stat().st_mode & 0o077 == 0
     assert PublicKey.load(keys_dir / "signing.pub.pem") == key.public_key
-    assert home_trusted_keys(tmp_path) == [key.public_key]
+    assert trusted_public_keys(tmp_path) == [key.public_key]
     registry = ModelRegistry(tmp_path)
-    _save(registry, 1)  # signed with the home key
+    _save(registry, 1)  # signed with the local key
     assert registry.load("pump").manifest.key_id == key.public_key.key_id
+    assert not (tmp_path / "keys").exists()  # nothing about keys in the data home
 
 
 def test_registry_defaults_to_iotml_home() -> None:
@@ -171,22 +176,23 @@ def test_registry_defaults_to_iotml_home() -> None:
     registry = ModelRegistry()
     _save(registry, 1)
     assert (home / "models" / "pump" / "1" / "manifest.sig").exists()
-    assert (home / "keys" / "signing.pem").exists()
+    assert (Path(os.environ["IOTML_KEY_DIR"]) / "signing.pem").exists()
 
 
-def test_other_sites_are_trusted_through_keys_trusted(tmp_path: Path) -> None:
+def test_other_sites_are_trusted_through_the_key_directory(tmp_path: Path) -> None:
     other = SigningKey.generate()
     registry = ModelRegistry(tmp_path)
     _save(registry, 1, key=other)
-    with pytest.raises(ConfigError, match="holds no key to trust"):
+    with pytest.raises(ConfigError, match="no key to trust in the key directory"):
         registry.load("pump")
-    home_signing_key(tmp_path)
+    local_signing_key(tmp_path)
     with pytest.raises(UntrustedBundle):
         registry.load("pump")
-    (tmp_path / "keys" / "trusted").mkdir()
-    (tmp_path / "keys" / "trusted" / "site-b.pem").write_bytes(other.public_key.to_pem())
+    trusted = Path(os.environ["IOTML_KEY_DIR"]) / "trusted"
+    trusted.mkdir()
+    (trusted / "site-b.pem").write_bytes(other.public_key.to_pem())
     assert registry.load("pump").manifest.key_id == other.public_key.key_id
-    assert load_bundle(registry.path("pump"), trusted_keys=home_trusted_keys(tmp_path))
+    assert load_bundle(registry.path("pump"), trusted_keys=trusted_public_keys(tmp_path))
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")

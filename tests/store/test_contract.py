@@ -8,6 +8,7 @@ process, over a :class:`MemoryStore`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -21,10 +22,12 @@ import pytest
 
 from iotml.api import create_app
 from iotml.codecs.common import Rejected
+from iotml.config import DeadLetterLimits
 from iotml.errors import ConfigError, SchemaError, StoreError, UnknownDevice
 from iotml.pipeline import Pipeline
 from iotml.store import (
     AGGREGATE_SCHEMA,
+    CONFLICT_SCHEMA,
     DEAD_LETTER_SCHEMA,
     SERIES_SCHEMA,
     DeviceRecord,
@@ -56,10 +59,10 @@ def remote_over(store: Store) -> RemoteStore:
     return RemoteStore("http://iotml", "admin-token", client=in_process(app))
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Path], Store]] = {
-    "memory": lambda tmp_path: MemoryStore(),
-    "duckdb": lambda tmp_path: DuckDBStore(tmp_path / "iotml.duckdb"),
-    "remote": lambda tmp_path: remote_over(MemoryStore()),
+IMPLEMENTATIONS: dict[str, Callable[[Path, DeadLetterLimits], Store]] = {
+    "memory": lambda tmp_path, dead: MemoryStore(dead_letters=dead),
+    "duckdb": lambda tmp_path, dead: DuckDBStore(tmp_path / "iotml.duckdb", dead_letters=dead),
+    "remote": lambda tmp_path, dead: remote_over(MemoryStore(dead_letters=dead)),
 }
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
@@ -68,9 +71,25 @@ S = 1_000_000  # one second in microseconds
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = IMPLEMENTATIONS[request.param](tmp_path)
+    opened = IMPLEMENTATIONS[request.param](tmp_path, DeadLetterLimits())
     yield opened
     opened.close()
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def quota_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[DeadLetterLimits], Store]]:
+    """Opens the implementation with the dead-letter limits a test gives."""
+    opened: list[Store] = []
+
+    def open_with(limits: DeadLetterLimits) -> Store:
+        opened.append(IMPLEMENTATIONS[request.param](tmp_path, limits))
+        return opened[-1]
+
+    yield open_with
+    for each in opened:
+        each.close()
 
 
 def readings(rows: list[tuple[str, str, int, float]]) -> Batch:
@@ -165,7 +184,7 @@ def test_duplicates_within_a_batch_keep_the_first(store: Store) -> None:
     batch = readings(
         [("a", "t", 5, 1.0), ("a", "t", 1, 2.0), ("a", "t", 5, 3.0), ("b", "t", 5, 4.0)]
     )
-    assert store.write(batch) == WriteResult(3, 1)
+    assert store.write(batch) == WriteResult(3, 1, conflicts=1)
     assert rows_of(store.query()) == [("a", "t", 1, 2.0), ("a", "t", 5, 1.0), ("b", "t", 5, 4.0)]
 
 
@@ -173,13 +192,85 @@ def test_first_write_wins_across_batches(store: Store) -> None:
     store.write(readings([("a", "t", 1, 1.0), ("a", "t", 3, 3.0)]))
     # Overlaps the stored range and extends past it: old keys ignored, new ones stored.
     result = store.write(readings([("a", "t", 3, 99.0), ("a", "t", 2, 2.0), ("a", "t", 4, 4.0)]))
-    assert result == WriteResult(stored=2, duplicates=1)
+    assert result == WriteResult(stored=2, duplicates=1, conflicts=1)
     assert rows_of(store.query()) == [
         ("a", "t", 1, 1.0),
         ("a", "t", 2, 2.0),
         ("a", "t", 3, 3.0),
         ("a", "t", 4, 4.0),
     ]
+
+
+def conflicts_of(result: WriteResult) -> list[tuple[int, str, str, int, float, float]]:
+    assert result.conflict_rows.schema == CONFLICT_SCHEMA
+    assert result.conflicts == result.conflict_rows.num_rows
+    table = result.conflict_rows.set_column(3, "ts", result.conflict_rows["ts"].cast(pa.int64()))
+    return [tuple(row.values()) for row in table.to_pylist()]  # type: ignore[misc]
+
+
+def test_a_redelivered_reading_is_a_duplicate_not_a_conflict(store: Store) -> None:
+    batch = readings([("a", "t", 1, 1.0), ("a", "t", 2, 2.0)])
+    store.write(batch)
+    again = store.write(readings([("a", "t", 2, 2.0), ("a", "t", 2, 2.0), ("a", "t", 1, 1.0)]))
+    assert again == WriteResult(0, 3, conflicts=0)
+    assert conflicts_of(again) == []
+
+
+def test_a_different_value_under_a_stored_key_is_a_conflict(store: Store) -> None:
+    store.write(readings([("a", "t", T0, 1.0), ("a", "t", T0 + S, 2.0)]))
+    result = store.write(
+        readings([("a", "t", T0 + 2 * S, 3.0), ("a", "t", T0 + S, 2.5), ("a", "t", T0, 1.0)])
+    )
+    assert result == WriteResult(stored=1, duplicates=2, conflicts=1)
+    assert conflicts_of(result) == [(1, "a", "t", T0 + S, 2.5, 2.0)]
+    assert store.query().values.tolist() == [1.0, 2.0, 3.0]  # first write still wins
+
+
+def test_repeats_in_a_batch_conflict_with_the_value_kept_for_their_key(store: Store) -> None:
+    store.write(readings([("a", "t", 1, 1.0)]))
+    # Key 1 is stored as 1.0: a 2.0 conflicts even where it comes first in the batch, and
+    # a 1.0 after it does not. Key 2 is new: its first row wins, a later 4.0 conflicts.
+    rows = [("a", "t", 1, 2.0), ("a", "t", 1, 1.0), ("a", "t", 2, 3.0), ("a", "t", 2, 4.0),
+            ("a", "t", 2, 3.0), ("b", "t", 2, 4.0)]  # fmt: skip
+    result = store.write(readings(rows))
+    assert result == WriteResult(stored=2, duplicates=4, conflicts=2)
+    assert conflicts_of(result) == [(0, "a", "t", 1, 2.0, 1.0), (3, "a", "t", 2, 4.0, 3.0)]
+
+
+def test_conflicts_agree_with_a_model_on_a_random_workload(store: Store) -> None:
+    rng = np.random.default_rng(7)
+    kept: dict[tuple[str, str, int], float] = {}
+    far = [-1, 7_258_118_400_000_001]  # too wide a range for one int64 key per row
+    for trial in range(8):
+        n = int(rng.integers(1, 300))
+        rows = [
+            (str(rng.choice(["a", "b"])), str(rng.choice(["t", "h"])),
+             T0 + int(rng.integers(0, 60)) * S, float(rng.choice([1.0, 2.0])))
+            for _ in range(n)
+        ]  # fmt: skip
+        if trial % 2:
+            rows += [("a", "t", far[i % 2], float(i % 3)) for i in range(5)]
+            n = len(rows)
+        expected = []
+        for i, (d, m, t, v) in enumerate(rows):
+            held = kept.setdefault((d, m, t), v)
+            if held != v:
+                expected.append((i, d, m, t, v, held))
+        result = store.write(readings(rows))
+        assert conflicts_of(result) == expected
+        assert result.stored + result.duplicates == n
+    assert len(store.query()) == len(kept)
+
+
+def test_nan_equals_nan_when_looking_for_conflicts(store: Store) -> None:
+    if isinstance(store, RemoteStore):
+        pytest.skip("the store API validates batches, so a NaN cannot reach a remote store")
+    table = readings([("a", "t", 1, 0.0), ("a", "t", 2, 0.0)]).table
+    nan = Batch._trusted(table.set_column(3, "value", pa.array([np.nan, np.nan])))
+    store.write(nan)
+    result = store.write(Batch._trusted(table.set_column(3, "value", pa.array([np.nan, 5.0]))))
+    assert result == WriteResult(0, 2, conflicts=1)
+    assert conflicts_of(result)[0][:5] == (1, "a", "t", 2, 5.0)
 
 
 def test_same_time_in_another_series_is_not_a_duplicate(store: Store) -> None:
@@ -378,6 +469,98 @@ def test_dead_letters_received_defaults_to_now(store: Store) -> None:
     after = datetime.now(UTC)
     (received,) = store.dead_letters()["received"].to_pylist()
     assert before - timedelta(milliseconds=1) <= received <= after + timedelta(milliseconds=1)
+
+
+def test_a_large_dead_letter_keeps_its_first_bytes_size_and_hash(store: Store) -> None:
+    big = np.random.default_rng(0).bytes(10_000)
+    exact = b"x" * DeadLetterLimits().keep_bytes
+    rejected = [Rejected("too large", big), Rejected("bad", b"{}"), Rejected("bad", exact)]
+    store.write_dead_letters(rejected, source="mqtt:t", received=T0)
+    rows = store.dead_letters().to_pylist()
+    assert [len(r["payload"]) for r in rows] == [4096, 2, 4096]
+    assert rows[0]["payload"] == big[:4096]
+    assert [r["size"] for r in rows] == [10_000, 2, 4096]
+    assert [r["sha256"] for r in rows] == [
+        hashlib.sha256(p).hexdigest() for p in (big, b"{}", exact)
+    ]
+    assert [r["truncated"] for r in rows] == [True, False, False]
+
+
+def test_a_payload_not_read_whole_keeps_its_known_size_and_no_hash(store: Store) -> None:
+    cut = Rejected(
+        "payload of at least 2000000 bytes is over the limit", b"[{" * 3000, size=2_000_000
+    )
+    hashed = Rejected("cut by the sender", b"abc", size=10, sha256="ab" * 32)
+    store.write_dead_letters([cut, hashed], source="http", received=T0)
+    rows = store.dead_letters().to_pylist()
+    assert [(r["size"], r["sha256"], r["truncated"]) for r in rows] == [
+        (2_000_000, None, True),
+        (10, "ab" * 32, True),
+    ]
+    assert rows[0]["payload"] == (b"[{" * 3000)[:4096]
+    assert rows[1]["payload"] == b"abc"
+
+
+def test_dead_letter_stats_of_an_empty_store(store: Store) -> None:
+    stats = store.dead_letter_stats()
+    assert (stats.rows, stats.bytes, stats.evicted_rows, stats.evicted_bytes) == (0, 0, 0, 0)
+    assert stats.limits == DeadLetterLimits()
+
+
+def test_the_row_quota_evicts_the_earliest_written_and_counts(
+    quota_store: Callable[[DeadLetterLimits], Store],
+) -> None:
+    store = quota_store(DeadLetterLimits(max_rows=3))
+    for i in range(5):
+        store.write_dead_letters([Rejected("r", b"%d" % i)], source="s", received=T0 - i * S)
+    assert store.dead_letters()["payload"].to_pylist() == [b"4", b"3", b"2"]  # by received
+    stats = store.dead_letter_stats()
+    assert (stats.rows, stats.bytes, stats.evicted_rows, stats.evicted_bytes) == (3, 6, 2, 4)
+    assert store.dead_letter_count() == 3
+
+
+def test_the_byte_quota_counts_kept_payloads_and_reasons(
+    quota_store: Callable[[DeadLetterLimits], Store],
+) -> None:
+    store = quota_store(DeadLetterLimits(keep_bytes=10, max_rows=100, max_bytes=50))
+    for i in range(6):  # each costs 10 payload bytes (cut from 20) + 1 reason byte
+        store.write_dead_letters([Rejected("r", bytes([65 + i]) * 20)], source="s", received=T0)
+    kept = store.dead_letters()
+    assert kept["payload"].to_pylist() == [bytes([65 + i]) * 10 for i in range(2, 6)]
+    assert kept["size"].to_pylist() == [20] * 4
+    stats = store.dead_letter_stats()
+    assert (stats.rows, stats.bytes, stats.evicted_rows, stats.evicted_bytes) == (4, 44, 2, 22)
+
+
+def test_one_write_over_the_quota_keeps_its_newest_rows(
+    quota_store: Callable[[DeadLetterLimits], Store],
+) -> None:
+    store = quota_store(DeadLetterLimits(max_rows=2))
+    rejected = [Rejected(f"r{i}", b"p", i) for i in range(5)]
+    assert store.write_dead_letters(rejected, source="s", received=T0) == 5
+    assert store.dead_letters()["record_index"].to_pylist() == [3, 4]
+    assert store.dead_letter_stats().evicted_rows == 3
+
+
+def test_eviction_makes_room_for_the_next_writes(
+    quota_store: Callable[[DeadLetterLimits], Store],
+) -> None:
+    store = quota_store(DeadLetterLimits(max_rows=200))
+    store.write_dead_letters([Rejected("r", b"p")] * 200, source="s", received=T0)
+    assert store.dead_letter_stats().evicted_rows == 0
+    store.write_dead_letters([Rejected("r", b"p")], source="s", received=T0)
+    assert (store.dead_letter_count(), store.dead_letter_stats().evicted_rows) == (198, 3)
+    store.write_dead_letters([Rejected("r", b"p")] * 2, source="s", received=T0)
+    assert store.dead_letter_stats().evicted_rows == 3  # down to 99 %: room for 2 more
+
+
+def test_retention_is_not_eviction(quota_store: Callable[[DeadLetterLimits], Store]) -> None:
+    store = quota_store(DeadLetterLimits(max_rows=2))
+    for at in (1, 2, 3):
+        store.write_dead_letters([Rejected("r", b"pp")], source="s", received=at)
+    assert store.delete_before(3)["dead_letters"] == 1
+    stats = store.dead_letter_stats()
+    assert (stats.rows, stats.bytes, stats.evicted_rows, stats.evicted_bytes) == (1, 3, 1, 3)
 
 
 # -- devices and state ----------------------------------------------------------------------

@@ -3,6 +3,7 @@ agreement with the independent in-memory implementation on random workloads."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotml.codecs.common import Rejected
+from iotml.config import DeadLetterLimits
 from iotml.errors import StoreError, StoreUnavailable
 from iotml.store import DuckDBStore, MemoryStore, WriteResult
 from iotml.types import Batch, Events
@@ -40,7 +42,7 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
         first_id = store.dead_letters()["id"][0].as_py()
     with DuckDBStore(path) as store:
         assert store.query().values.tolist() == [1.0, 2.0]
-        assert store.write(batch([("a", "t", 2, 9.0)])) == WriteResult(0, 1)
+        assert store.write(batch([("a", "t", 2, 9.0)])) == WriteResult(0, 1, conflicts=1)
         assert store.series()["unit"].to_pylist() == ["Cel"]
         device = store.device("a")
         assert device is not None
@@ -109,6 +111,88 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         DuckDBStore(path)
 
 
+# What iotml wrote before dead letters had a size, a hash and a quota (schema version 1).
+_V1_SCHEMA = """
+CREATE TABLE iotml_schema (version INTEGER NOT NULL);
+INSERT INTO iotml_schema VALUES (1);
+CREATE TABLE readings (device_id VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL, value DOUBLE NOT NULL);
+CREATE SEQUENCE event_id;
+CREATE TABLE events (id BIGINT NOT NULL, ts TIMESTAMPTZ NOT NULL, device_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, score DOUBLE NOT NULL, severity VARCHAR NOT NULL,
+    model VARCHAR NOT NULL, message VARCHAR NOT NULL, detail VARCHAR NOT NULL);
+CREATE SEQUENCE dead_letter_id;
+CREATE TABLE dead_letters (id BIGINT NOT NULL, received TIMESTAMPTZ NOT NULL,
+    source VARCHAR NOT NULL, content_type VARCHAR, record_index BIGINT,
+    reason VARCHAR NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE devices (device_id VARCHAR PRIMARY KEY, created TIMESTAMPTZ NOT NULL,
+    token_hash VARCHAR, revoked TIMESTAMPTZ, meta VARCHAR NOT NULL);
+CREATE TABLE series_meta (device_id VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    unit VARCHAR NOT NULL, PRIMARY KEY (device_id, metric));
+CREATE TABLE state (key VARCHAR PRIMARY KEY, data BLOB NOT NULL);
+INSERT INTO readings VALUES ('a', 't', make_timestamptz(1::BIGINT), 1.0);
+"""
+
+
+def _version_1_file(path: Path, payloads: list[bytes]) -> None:
+    con = duckdb.connect(str(path))
+    con.execute(_V1_SCHEMA)
+    for payload in payloads:
+        con.execute(
+            "INSERT INTO dead_letters VALUES (nextval('dead_letter_id'), "
+            "make_timestamptz(5::BIGINT), 'mqtt:x', NULL, NULL, 'too large', ?)",
+            [payload],
+        )
+    con.close()
+
+
+def test_a_version_1_file_is_migrated_and_its_large_payloads_cut(tmp_path: Path) -> None:
+    path = tmp_path / "iotml.duckdb"
+    big, small = os.urandom(100_000), b'{"v": "x"}'
+    _version_1_file(path, [big, small])
+    with DuckDBStore(path) as store:
+        letters = store.dead_letters().to_pylist()
+        assert [r["payload"] for r in letters] == [big[:4096], small]
+        assert [r["size"] for r in letters] == [100_000, len(small)]
+        assert [r["sha256"] for r in letters] == [
+            hashlib.sha256(big).hexdigest(),
+            hashlib.sha256(small).hexdigest(),
+        ]
+        assert [r["truncated"] for r in letters] == [True, False]
+        assert store.dead_letter_stats().bytes == 4096 + len(small) + 2 * len("too large")
+        assert store.query().values.tolist() == [1.0]  # the rest of the file is untouched
+        store.write_dead_letters([Rejected("new", b"n")], source="s", received=6)
+        assert store.dead_letters()["id"].to_pylist() == [1, 2, 3]  # the sequence goes on
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT max(version) FROM iotml_schema").fetchall() == [(2,)]
+    con.close()
+    with DuckDBStore(path) as again:  # opening a migrated file migrates nothing
+        assert again.dead_letter_count() == 3
+
+
+def test_evictions_are_counted_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "iotml.duckdb"
+    limits = DeadLetterLimits(max_rows=2)
+    with DuckDBStore(path, dead_letters=limits) as store:
+        store.write_dead_letters([Rejected("r", b"%d" % i) for i in range(3)], source="s")
+    with DuckDBStore(path, dead_letters=limits) as store:
+        store.write_dead_letters([Rejected("r", b"3")], source="s")
+        assert store.dead_letters()["payload"].to_pylist() == [b"2", b"3"]
+        assert store.dead_letter_stats().evicted_rows == 2
+
+
+def test_a_smaller_quota_applies_on_opening(tmp_path: Path) -> None:
+    path = tmp_path / "iotml.duckdb"
+    with DuckDBStore(path) as store:
+        store.write_dead_letters([Rejected("r", b"x" * 100) for _ in range(4)], source="s")
+    with DuckDBStore(path, dead_letters=DeadLetterLimits(keep_bytes=10, max_rows=3)) as store:
+        letters = store.dead_letters()
+        assert letters["payload"].to_pylist() == [b"x" * 10] * 3
+        assert letters["size"].to_pylist() == [100] * 3
+        stats = store.dead_letter_stats()
+        assert (stats.rows, stats.bytes, stats.evicted_rows) == (3, 33, 1)
+
+
 def test_database_errors_are_translated_and_writes_roll_back(tmp_path: Path) -> None:
     path = tmp_path / "iotml.duckdb"
     with DuckDBStore(path) as store:
@@ -132,7 +216,8 @@ def test_two_handles_on_one_file_share_data_and_dedupe(tmp_path: Path) -> None:
     path = tmp_path / "iotml.duckdb"
     with DuckDBStore(path) as one, DuckDBStore(path) as two:
         assert one.write(batch([("a", "t", 1, 1.0)])) == WriteResult(1, 0)
-        assert two.write(batch([("a", "t", 1, 2.0), ("a", "t", 2, 2.0)])) == WriteResult(1, 1)
+        written = two.write(batch([("a", "t", 1, 2.0), ("a", "t", 2, 2.0)]))
+        assert written == WriteResult(1, 1, conflicts=1)
         assert one.query().values.tolist() == [1.0, 2.0]
 
 
@@ -187,8 +272,8 @@ _row = st.tuples(
     st.sampled_from(["a", "b", "B", "é"]),
     st.sampled_from(["t", "h"]),
     st.integers(-5, 40),
-    st.floats(-1e6, 1e6, allow_nan=False),
-)
+    st.sampled_from([0.0, 1.0, -2.5]) | st.floats(-1e6, 1e6, allow_nan=False),
+)  # a few values often, so repeated keys carry the same value as often as another
 
 
 @settings(max_examples=40, deadline=None)
@@ -203,7 +288,9 @@ def test_duckdb_agrees_with_memory(
     duck, memory = DuckDBStore(":memory:"), MemoryStore()
     for rows in writes:
         b = batch(rows) if rows else Batch.empty()
-        assert duck.write(b) == memory.write(b)
+        ours, theirs = duck.write(b), memory.write(b)
+        assert ours == theirs
+        assert ours.conflict_rows.equals(theirs.conflict_rows)
     start, end = window
     assert duck.query() == memory.query()
     assert duck.query("a", start=start, end=end) == memory.query("a", start=start, end=end)

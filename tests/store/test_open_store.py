@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import iotml.store
-from iotml.config import Settings
+from iotml.config import DeadLetterLimits, Settings
 from iotml.errors import ConfigError
 from iotml.store import DuckDBStore, MemoryStore, open_store
 
@@ -15,8 +15,10 @@ from iotml.store import DuckDBStore, MemoryStore, open_store
 def test_public_names() -> None:
     assert iotml.store.__all__ == [
         "AGGREGATE_SCHEMA",
+        "CONFLICT_SCHEMA",
         "DEAD_LETTER_SCHEMA",
         "SERIES_SCHEMA",
+        "DeadLetterStats",
         "DeviceRecord",
         "DuckDBStore",
         "MemoryStore",
@@ -73,3 +75,14 @@ def test_urls_and_paths(tmp_path: Path) -> None:
 def test_unsupported_urls(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         open_store(url)
+
+
+def test_the_dead_letter_quota_comes_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOTML_DEAD_LETTER_MAX_ROWS", "7")
+    with open_store("memory://") as store:
+        assert store.dead_letter_stats().limits == DeadLetterLimits(max_rows=7)
+    settings = Settings(home=tmp_path, dead_letters=DeadLetterLimits(keep_bytes=16))
+    with open_store(settings=settings) as store:
+        assert store.dead_letter_stats().limits.keep_bytes == 16

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -25,8 +27,15 @@ from iotml.api import create_app
 from iotml.api.store_rpc import store_router
 from iotml.errors import ConfigError, InvalidData, StoreError, StoreUnavailable, UnknownDevice
 from iotml.pipeline import Pipeline
-from iotml.store import MemoryStore, RemoteStore, ServerInfo, Store
-from iotml.store.wire import ARROW_STREAM, PREFIX
+from iotml.store import MemoryStore, RemoteStore, ServerInfo, Store, WriteResult
+from iotml.store._dedupe import conflicts
+from iotml.store.wire import (
+    ARROW_STREAM,
+    PREFIX,
+    write_result_from_json,
+    write_result_to_json,
+)
+from iotml.types import Batch
 
 TOKEN = "admin-token"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -273,3 +282,18 @@ def test_a_record_of_a_dead_process_is_stale(tmp_path: Path) -> None:
 def test_an_unreadable_record_is_none(tmp_path: Path, text: str) -> None:
     (tmp_path / "serve.json").write_text(text)
     assert ServerInfo.load(tmp_path) is None
+
+
+def test_write_results_travel_with_their_conflicts() -> None:
+    sent = Batch.from_arrays(["a", "a", "b"], ["t"] * 3, [1, 1, 2], [1.0, 2.0, 3.0]).table
+    held = conflicts(sent, np.array([2, 1]), np.array([np.nan, 1.0]))
+    result = WriteResult(1, 2, 2, held)
+    over_json = orjson.loads(orjson.dumps(write_result_to_json(result)))
+    back = write_result_from_json(over_json, sent)
+    assert back == result
+    assert back.conflict_rows.column("row").to_pylist() == [1, 2]  # ordered by row
+    assert back.conflict_rows.column("value").to_pylist() == [2.0, 3.0]
+    assert np.isnan(back.conflict_rows.column("stored").to_pylist()[1])  # JSON null: NaN
+    plain = write_result_from_json({"stored": 3, "duplicates": 0}, sent)  # an older server
+    assert plain == WriteResult(3, 0)
+    assert plain.conflict_rows.num_rows == 0

@@ -63,13 +63,14 @@ def test_pipeline_events_are_published_as_json_on_the_alert_topic() -> None:
 
 
 def test_a_webhook_that_fails_is_retried_until_it_answers_2xx() -> None:
-    seen: list[dict[str, object]] = []
-    answers = iter([503, 500, 200, 204])
+    seen: list[str] = []
+    answers = {"alert 0": iter([503, 500, 200]), "alert 1": iter([204])}
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(orjson.loads(request.content))
+        message = orjson.loads(request.content)["message"]
+        seen.append(message)
         assert request.headers["x-key"] == "k"
-        return httpx.Response(next(answers))
+        return httpx.Response(next(answers[message]))
 
     async def main() -> WebhookAlerts:
         hook = WebhookAlerts(
@@ -84,12 +85,14 @@ def test_a_webhook_that_fails_is_retried_until_it_answers_2xx() -> None:
 
     hook = asyncio.run(asyncio.wait_for(main(), 10))
     assert (hook.counters.delivered, hook.counters.failed_attempts) == (2, 2)
-    assert [s["message"] for s in seen] == ["alert 0", "alert 0", "alert 0", "alert 1"]
+    assert sorted(seen) == ["alert 0", "alert 0", "alert 0", "alert 1"]
 
 
 def test_a_dead_webhook_neither_hangs_shutdown_nor_grows_without_bound() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
+
+    dead: list[tuple[str, bytes, str]] = []
 
     async def main() -> WebhookAlerts:
         hook = WebhookAlerts(
@@ -97,6 +100,7 @@ def test_a_dead_webhook_neither_hangs_shutdown_nor_grows_without_bound() -> None
             max_queued=3,
             retry_min_s=60.0,
             drain_s=0.01,
+            on_dead=lambda *letter: dead.append(letter),
             transport=httpx.MockTransport(handler),
         )
         async with hook:
@@ -106,8 +110,148 @@ def test_a_dead_webhook_neither_hangs_shutdown_nor_grows_without_bound() -> None
     counters = asyncio.run(asyncio.wait_for(main(), 10)).counters
     assert counters.queued == 10
     assert counters.delivered == 0
-    assert counters.dropped == 10  # 7 pushed out of the full queue, 3 at shutdown
-    assert counters.failed_attempts >= 3
+    assert counters.dropped == 7  # pushed out of the full queue
+    assert counters.dead == 3  # dead-lettered at shutdown, not lost silently
+    assert [orjson.loads(body)["message"] for _, body, _ in dead] == [
+        "alert 7", "alert 8", "alert 9"
+    ]  # fmt: skip
+    assert {source for source, _, _ in dead} == {"alert:webhook:http://127.0.0.1:9/x"}
+    assert all("before shutdown" in reason for _, _, reason in dead)
+
+
+def test_a_failing_alert_never_delays_the_next_one() -> None:
+    """Alert 0 always fails and backs off for a minute; the alerts after it go out at once."""
+    seen: list[str] = []
+    later_delivered = asyncio.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        message = orjson.loads(request.content)["message"]
+        seen.append(message)
+        if message == "alert 2":
+            later_delivered.set()
+        return httpx.Response(500 if message == "alert 0" else 200)
+
+    dead: list[tuple[str, bytes, str]] = []
+
+    async def main() -> WebhookAlerts:
+        hook = WebhookAlerts(
+            "http://hooks.example/iotml?token=secret",
+            retry_min_s=60.0,
+            drain_s=0.0,
+            on_dead=lambda *letter: dead.append(letter),
+            transport=httpx.MockTransport(handler),
+        )
+        async with hook:
+            hook(_events(3))
+            await later_delivered.wait()  # under the old outbox: a minute, then dropped
+            assert hook.counters.delivered == 2
+        return hook
+
+    hook = asyncio.run(asyncio.wait_for(main(), 10))
+    assert seen == ["alert 0", "alert 1", "alert 2"]
+    (source, body, reason) = dead[0]
+    assert source == "alert:webhook:http://hooks.example/iotml"  # no query: it may be secret
+    assert orjson.loads(body)["message"] == "alert 0"
+    assert "HTTP 500" in reason
+    assert hook.counters.dead == 1
+
+
+def test_an_alert_that_keeps_failing_is_dead_lettered_after_the_bounded_retries() -> None:
+    attempts: list[str] = []
+    dead: list[tuple[str, bytes, str]] = []
+    gave_up = asyncio.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        message = orjson.loads(request.content)["message"]
+        attempts.append(message)
+        return httpx.Response(503 if message == "alert 0" else 200)
+
+    def on_dead(source: str, body: bytes, reason: str) -> None:
+        dead.append((source, body, reason))
+        gave_up.set()
+
+    async def main() -> WebhookAlerts:
+        hook = WebhookAlerts(
+            "http://hooks.example/iotml",
+            retry_min_s=0.001,
+            retry_max_s=0.002,
+            max_retries=3,
+            on_dead=on_dead,
+            transport=httpx.MockTransport(handler),
+        )
+        async with hook:
+            hook(_events(2))
+            await gave_up.wait()  # before shutdown: the retries ran out on their own
+        return hook
+
+    counters = asyncio.run(asyncio.wait_for(main(), 10)).counters
+    assert attempts.count("alert 0") == 4  # the first attempt and 3 retries
+    assert (counters.delivered, counters.failed_attempts, counters.dead) == (1, 4, 1)
+    ((source, body, reason),) = dead
+    assert source == "alert:webhook:http://hooks.example/iotml"
+    assert orjson.loads(body)["message"] == "alert 0"
+    assert "4 attempt(s)" in reason
+    assert "HTTP 503" in reason
+
+
+def _event(device_id: str, kind: str = "out-of-range") -> dict[str, object]:
+    return {
+        "ts": NOW, "device_id": device_id, "kind": kind, "score": 1.0, "severity": "warning",
+        "model": "rules@1", "message": device_id, "detail": "{}",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("device_id", "reason"),
+    [
+        ("pump+1", "holds '+' (an MQTT wildcard)"),
+        ("pump#", "holds '#' (an MQTT wildcard)"),
+        ("pump-2/out-of-range", "holds '/' (the MQTT topic level separator)"),
+    ],
+)
+def test_an_alert_for_an_impossible_topic_is_dead_lettered_without_an_attempt(
+    device_id: str, reason: str
+) -> None:
+    dead: list[tuple[str, bytes, str]] = []
+    alerts = MqttAlerts(
+        MqttSource(url="mqtt://127.0.0.1:9"), topic="alerts/{device_id}/{kind}",
+        on_dead=lambda *letter: dead.append(letter),
+    )  # fmt: skip
+    alerts(Events.from_records([_event(device_id)]))  # no task runs: nothing is attempted
+    ((source, body, why),) = dead
+    assert source == f"alert:mqtt:alerts/{device_id}/out-of-range"
+    assert orjson.loads(body)["device_id"] == device_id
+    assert reason in why
+    assert (alerts.counters.queued, alerts.counters.dead) == (0, 1)
+
+
+@pytest.mark.parametrize("topic", ["alerts//{device_id}", "alerts/#/{kind}", "a/{site}"])
+def test_an_alert_topic_that_no_publish_can_use_is_refused(topic: str) -> None:
+    with pytest.raises(ConfigError, match="alert topic"):
+        MqttAlerts(MqttSource(), topic=topic)
+
+
+@pytest.mark.usefixtures("mosquitto")
+def test_an_undeliverable_mqtt_alert_does_not_hold_up_the_next() -> None:
+    prefix = f"iotml-alerts-{uuid.uuid4().hex[:8]}"
+    dead: list[tuple[str, bytes, str]] = []
+
+    async def main() -> tuple[aiomqtt.Message, MqttAlerts]:
+        async with aiomqtt.Client("127.0.0.1", 1883) as listener:
+            await listener.subscribe(f"{prefix}/#", qos=1)
+            alerts = MqttAlerts(
+                MqttSource(client_id=prefix), topic=prefix + "/{device_id}/{kind}",
+                on_dead=lambda *letter: dead.append(letter),
+            )  # fmt: skip
+            async with alerts:
+                alerts(Events.from_records([_event("pump+1"), _event("pump-2")]))
+                message = await anext(aiter(listener.messages))
+        return message, alerts
+
+    message, alerts = asyncio.run(asyncio.wait_for(main(), 20))
+    assert message.topic.value == f"{prefix}/pump-2/out-of-range"
+    assert (alerts.counters.delivered, alerts.counters.dead) == (1, 1)
+    assert dead[0][0] == f"alert:mqtt:{prefix}/pump+1/out-of-range"
 
 
 def test_bad_webhook_settings_are_refused() -> None:

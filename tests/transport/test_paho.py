@@ -1,8 +1,10 @@
 """The paho edge without a broker: the bounded inbox, and a fake paho client driving it.
 
-The fake calls the callbacks from a thread of its own, as paho's ``loop_start`` does, and
-records what paho would have acknowledged: paho sends a QoS 1 PUBACK when ``on_message``
-returns, unless a DISCONNECT was queued before (then the broker delivers it again).
+The fake calls the callbacks from a thread of its own, as paho's ``loop_forever`` does, and
+records what paho would have acknowledged. The client runs with manual acks: a PUBACK is
+sent only when the source calls ``ack`` (from the network thread, at a loop turn that
+``wake`` asks for), never because ``on_message`` returned, and not once the connection
+is shut down (then the broker delivers the message again).
 """
 
 from __future__ import annotations
@@ -151,6 +153,11 @@ class FakePaho:
         self.queued, self.live = queued, live or []
         self.connack, self.suback = connack, suback
         self.acked: list[bytes] = []  # what paho would have PUBACKed
+        self.on_loop: Any = None
+        self.acks_reached: dict[int, threading.Event] = {}  # set once that many are acked
+        self._acks_lock = threading.Lock()
+        self._payloads: dict[int, bytes] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
         self.returned = 0  # on_message calls that returned
         self.subscriptions: list[tuple[str, int]] = []
         self.cut = threading.Event()  # the source shut the connection down
@@ -186,7 +193,7 @@ class FakePaho:
                 reason = ReasonCode(PacketTypes.SUBACK, self.suback)
                 self.on_subscribe(self, None, 1, [reason], None)
                 self._deliver(self.live)
-            self._ours.recv(1)  # until the source shuts the connection down
+            self._turn()  # until the source shuts the connection down
             self.cut.set()
         finally:
             flags = mqtt.DisconnectFlags(is_disconnect_packet_from_server=False)
@@ -194,7 +201,43 @@ class FakePaho:
             self.on_disconnect(self, None, flags, reason, None)
             self._ours.close()
             self._broker.close()
+            self._wake_r.close()
+            self._wake_w.close()
             self.finished = True
+
+    def wake(self) -> None:
+        self._wake_w.send(b"w")
+
+    def ack(self, mid: int, qos: int) -> None:
+        assert threading.current_thread().name.startswith("iotml-mqtt"), "paho's thread only"
+        assert self._ours is not None
+        self._ours.send(b"@")  # the PUBACK; fails once the source has shut the socket down
+        with self._acks_lock:
+            self.acked.append(self._payloads[mid])
+            reached = self.acks_reached.get(len(self.acked))
+        if reached is not None:
+            reached.set()
+
+    def acks(self, count: int) -> threading.Event:
+        """An event set once ``count`` messages are acknowledged (at once if they are)."""
+        with self._acks_lock:
+            reached = self.acks_reached.setdefault(count, threading.Event())
+            if len(self.acked) >= count:
+                reached.set()
+        return reached
+
+    def _turn(self) -> None:
+        """paho's loop turns: acks the source queued, until the socket is shut down."""
+        assert self._ours is not None
+        while True:
+            readable = select.select([self._ours, self._wake_r], [], [])[0]
+            if self._ours in readable:
+                return
+            self._wake_r.recv(1024)
+            try:
+                self.on_loop()
+            except OSError:
+                return
 
     def _deliver(self, messages: list[mqtt.MQTTMessage]) -> None:
         assert self._ours is not None
@@ -202,14 +245,16 @@ class FakePaho:
             if select.select([self._ours], [], [], 0)[0]:  # shut down: end of stream
                 self.cut.set()
                 return
+            self._payloads[message.mid] = message.payload
             self.on_message(self, None, message)
             self.returned += 1
-            try:
-                self._ours.send(b"@")  # the PUBACK
-            except OSError:
-                self.cut.set()
-                return
-            self.acked.append(message.payload)
+            if select.select([self._wake_r], [], [], 0)[0]:  # acks queued meanwhile
+                self._wake_r.recv(1024)
+                try:
+                    self.on_loop()
+                except OSError:
+                    self.cut.set()
+                    return
 
 
 class StallWatch(logging.Handler):
@@ -433,3 +478,77 @@ def test_nothing_listening_is_retried_with_the_os_error() -> None:
 
     messages = asyncio.run(asyncio.wait_for(main(), WAIT_S))
     assert "connect failed: ConnectionRefusedError" in messages[0]
+
+
+# ---------------------------------------------------------------- acknowledgement after durable
+
+
+class AckingSink:
+    """A pipeline that acks every message (nacks the ``nack_at``-th) once it has ``batch``;
+    with ``acked``, it waits after each batch until the acks reached paho (``fake.acks``)."""
+
+    def __init__(
+        self, expected: int, batch: int, nack_at: int | None = None, acked: Any = None
+    ) -> None:
+        self.expected, self.batch, self.nack_at, self.acked = expected, batch, nack_at, acked
+        self.messages: list[Message] = []
+        self.pending: list[Message] = []
+        self.done = asyncio.Event()
+
+    async def submit(self, message: Message) -> None:
+        self.messages.append(message)
+        self.pending.append(message)
+        if len(self.pending) >= self.batch or len(self.messages) >= self.expected:
+            for m in self.pending:
+                if len(self.messages) == self.nack_at:
+                    m.nack("the store refused the batch")
+                else:
+                    m.ack()
+            self.pending = []
+            if self.acked is not None and self.nack_at and len(self.messages) < self.nack_at:
+                assert await asyncio.to_thread(self.acked(len(self.messages)).wait, WAIT_S)
+        if len(self.messages) >= self.expected:
+            self.done.set()
+
+
+def test_nothing_is_acknowledged_before_the_pipeline_acks_and_acks_keep_arrival_order(
+    stall_watch: Any,
+) -> None:
+    messages = [_message(i) for i in range(40)]
+    fake = FakePaho(messages[:10], messages[10:])
+    stall_watch(fake)
+    source = MqttSource(session_expiry_s=60, max_buffered=100)
+
+    async def main() -> AckingSink:
+        sink, stop = AckingSink(len(messages), batch=7), asyncio.Event()
+        task = asyncio.create_task(source.run(sink, stop))  # type: ignore[arg-type]
+        await sink.done.wait()
+        assert await asyncio.to_thread(fake.acks(len(messages)).wait, WAIT_S)
+        stop.set()
+        await task
+        return sink
+
+    sink = asyncio.run(asyncio.wait_for(main(), WAIT_S))
+    assert fake.acked == [m.payload for m in messages]  # each once, in the order received
+    assert all(m.received_us is not None and m.received_us > 1.7e15 for m in sink.messages)
+
+
+def test_a_nack_ends_the_connection_and_nothing_after_it_is_acknowledged(
+    stall_watch: Any,
+) -> None:
+    messages = [_message(i) for i in range(30)]
+    fake = FakePaho([], messages)
+    stall_watch(fake)
+    source = MqttSource(session_expiry_s=60, max_buffered=100, reconnect_min_s=WAIT_S)
+
+    async def main() -> None:
+        sink = AckingSink(len(messages), batch=10, nack_at=20, acked=fake.acks)
+        stop = asyncio.Event()
+        task = asyncio.create_task(source.run(sink, stop))  # type: ignore[arg-type]
+        await asyncio.to_thread(fake.cut.wait, WAIT_S)  # the source cut the connection
+        stop.set()
+        await task
+
+    asyncio.run(asyncio.wait_for(main(), WAIT_S))
+    assert fake.cut.is_set()
+    assert fake.acked == [m.payload for m in messages[:10]]  # the first batch, durable

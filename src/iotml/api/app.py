@@ -1,11 +1,14 @@
 """The FastAPI application: ``POST /api/v1/telemetry`` with per-device bearer tokens.
 
 Status codes: 401 no or unknown token; 403 revoked device, or a payload naming another
-device; 413 over the payload limit; 415 a content type that is not SenML JSON/CBOR or
-JSON; 422 a payload that cannot be decoded, or whose every record was rejected (the
-reasons are in the body); 202 accepted, with counts. Refused payloads (403, 413, 422) are
-kept in the dead letters with the reason and source ``http:<path>``; accepted ones go
-through the stream pipeline, which dead-letters their rejected records.
+device; 413 over the payload limit (refused from the ``Content-Length``, or as soon as a
+chunked body passes the limit: a large body is never read whole); 415 a content type that
+is not SenML JSON/CBOR or JSON; 422 a payload that cannot be decoded, or whose every
+record was rejected (the reasons are in the body); 202 accepted, with counts — answered
+only once the readings are committed to the store (a 202 survives a ``kill -9`` of the
+server); 503 when the store refused them (nothing was kept: send again). Refused payloads
+(403, 413, 422) are kept in the dead letters with the reason and source ``http:<path>``;
+accepted ones go through the stream pipeline, which dead-letters their rejected records.
 
 ``GET /api/v1/forecasts/{device}`` (optional ``?metric=``) returns the newest forecast the
 forecast stage stored for a device (:func:`~iotml.pipeline.forecast.latest_forecast`), or
@@ -19,6 +22,9 @@ from __future__ import annotations
 
 __all__ = ["create_app"]
 
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pyarrow.compute as pc
@@ -26,15 +32,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from iotml import __version__
+from iotml.api._body import TooLarge, read_body
 from iotml.api.store_rpc import store_router
 from iotml.codecs import Rejected, decode
 from iotml.config import Limits
 from iotml.devices import TokenBook
 from iotml.errors import InvalidPayload
-from iotml.pipeline import Message, Pipeline
+from iotml.pipeline import Pipeline
 from iotml.pipeline.forecast import latest_forecast
 from iotml.pipeline.prometheus import render
 from iotml.store.wire import PREFIX as STORE_PREFIX
+from iotml.transport.http import HttpSource, delivered
+from iotml.transport.source import Message
 
 TELEMETRY = "/api/v1/telemetry"
 FORECASTS = "/api/v1/forecasts/{device}"
@@ -50,10 +59,16 @@ def _answer(status: int, body: dict[str, Any], **headers: str) -> JSONResponse:
 class _Telemetry:
     """The telemetry endpoint's checks, in the order a client's mistakes are reported."""
 
-    def __init__(self, pipeline: Pipeline, limits: Limits, tokens: TokenBook) -> None:
+    def __init__(
+        self, pipeline: Pipeline, limits: Limits, tokens: TokenBook, source: HttpSource | None
+    ) -> None:
         self.pipeline = pipeline
         self.limits = limits
         self.tokens = tokens
+        if source is not None:
+            self.deliver: Callable[[Message], Awaitable[str | None]] = source.deliver
+        else:  # no source consumed by the pipeline: hand each message to it directly
+            self.deliver = functools.partial(delivered, pipeline.submit)
 
     def refuse(
         self, status: int, rejected: list[Rejected], content_type: str, **extra: Any
@@ -75,11 +90,17 @@ class _Telemetry:
         if media not in ACCEPTED_TYPES:
             detail = f"content type {media!r} is not accepted; use one of {list(ACCEPTED_TYPES)}"
             return _answer(415, {"detail": detail})
-        body = await request.body()
-        if len(body) > self.limits.max_bytes:
-            why = f"payload of {len(body)} bytes is over the limit of {self.limits.max_bytes}"
-            return self.refuse(413, [Rejected(why, body)], media)
+        body = await read_body(request, self.limits.max_bytes, self.keep_bytes)
+        if isinstance(body, TooLarge):  # its dead letter keeps the first bytes and the size
+            refused = [Rejected(body.reason, body.head, size=body.size)]
+            # Off the event loop: a flood of these must not stall the other requests.
+            return await asyncio.to_thread(self.refuse, 413, refused, media)
         return await self.accept(record.device_id, body, media)
+
+    @functools.cached_property
+    def keep_bytes(self) -> int:
+        """How much of a payload the store's dead letters keep (asked on first use)."""
+        return self.pipeline.store.dead_letter_stats().limits.keep_bytes
 
     async def accept(self, device: str, body: bytes, media: str) -> JSONResponse:
         now = self.pipeline.now()
@@ -96,7 +117,11 @@ class _Telemetry:
         reasons = [r.reason for r in decoded.rejected]
         if not len(decoded.batch):
             return self.refuse(422, decoded.rejected, media, reasons=reasons)
-        await self.pipeline.submit(Message(body, SOURCE, device, media))
+        message = Message(body, SOURCE, device, media, received_us=now, decoded=decoded)
+        error = await self.deliver(message)  # 202 means durable: wait for the commit
+        if error is not None:
+            detail = f"the readings were not stored, send them again: {error}"
+            return _answer(503, {"detail": detail}, **{"Retry-After": "1"})
         counts = {"accepted": len(decoded.batch), "rejected": len(reasons), "reasons": reasons}
         return _answer(202, {"device_id": device, **counts})
 
@@ -107,15 +132,20 @@ def create_app(
     limits: Limits | None = None,
     tokens: TokenBook | None = None,
     admin_token: str | None = None,
+    source: HttpSource | None = None,
 ) -> FastAPI:
     """An app that authenticates devices and feeds accepted payloads to ``pipeline``.
+
+    Accepted payloads go to ``source``, which the caller has the pipeline consume
+    (:class:`~iotml.api.service.Service` does); without one, straight to
+    ``pipeline.submit``. Either way a 202 is answered once the readings are durable.
 
     With ``admin_token``, the pipeline's store is also served under ``/api/v1/store``
     (see :mod:`iotml.api.store_rpc`) to clients presenting that token.
     """
     app = FastAPI(title="iotml", version=__version__)
     book = tokens if tokens is not None else TokenBook(pipeline.store)
-    endpoint = _Telemetry(pipeline, limits or pipeline.limits, book)
+    endpoint = _Telemetry(pipeline, limits or pipeline.limits, book, source)
     app.state.tokens = endpoint.tokens
     if admin_token is not None:
 
@@ -129,7 +159,7 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     def metrics() -> str:
         pipeline.metrics.queue_depth = pipeline.queue_depth
-        return render(pipeline.metrics)
+        return render(pipeline.metrics, pipeline.store.dead_letter_stats())
 
     @app.get(FORECASTS, summary="The latest stored forecast of a device")
     def forecast(device: str, metric: str | None = None) -> JSONResponse:

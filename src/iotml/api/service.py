@@ -20,6 +20,7 @@ __all__ = ["ServeConfig", "Service"]
 import asyncio
 import contextlib
 import errno
+import hashlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 from iotml.api.app import create_app
 from iotml.codecs.command import COMMAND_TOPIC
-from iotml.config import Limits
+from iotml.config import Limits, Settings
 from iotml.devices import TokenBook
 from iotml.errors import ConfigError, require_extra
 from iotml.pipeline import Pipeline, Stage
@@ -37,6 +38,7 @@ from iotml.store import Store
 from iotml.transport.alerts import MqttAlerts, WebhookAlerts
 from iotml.transport.broker import EmbeddedBroker
 from iotml.transport.commands import MqttCommands
+from iotml.transport.http import HttpSource
 from iotml.transport.mqtt import MqttSource
 from iotml.types import Events
 
@@ -57,9 +59,9 @@ class ServeConfig:
     broker_url: str | None = None  # None: run the embedded broker
     mqtt_host: str = "127.0.0.1"  # the embedded broker's address
     mqtt_port: int = 1883
-    anonymous: bool = True  # the embedded broker lets clients without a username in
+    anonymous: bool = False  # the embedded broker lets clients without a username in (demo)
     topic: str = "devices/{device_id}/telemetry"
-    client_id: str = "iotml-ingest"
+    client_id: str | None = None  # None: one per server and data home (default_client_id)
     share_group: str | None = None
     username: str | None = None
     password: str | None = None
@@ -87,6 +89,23 @@ class ServeConfig:
     sim_start_us: int | None = None  # when that fleet started; None: its first reading here
     command_topic: str | None = COMMAND_TOPIC  # setpoint commands; None: stored only
     home: Path | None = None  # where the model registry is; None: $IOTML_HOME
+
+
+def default_client_id(home: Path | None, share_group: str | None = None) -> str:
+    """The MQTT client id of a server: stable across its restarts, its own on a shared broker.
+
+    A persistent session is found again by its client id, so the id must not change when
+    the server restarts (it would lose what the broker queued meanwhile); and two servers
+    on one broker must not share one (each would kick the other off). It is derived from
+    the host name and the data home's absolute path (and the shared-subscription group):
+
+    >>> a, b = default_client_id(Path("/srv/a")), default_client_id(Path("/srv/b"))
+    >>> a == default_client_id(Path("/srv/a")), a != b, a.startswith("iotml-ingest-")
+    (True, True, True)
+    """
+    where = (home or Settings.from_env().home).expanduser().absolute()
+    seed = f"{socket.gethostname()}\0{where}\0{share_group or ''}".encode()
+    return f"iotml-ingest-{hashlib.sha256(seed).hexdigest()[:12]}"
 
 
 class _Server(uvicorn.Server):
@@ -148,6 +167,9 @@ class Service:
         self.http_url = ""
         self.mqtt_url = ""
         self.alerts: list[MqttAlerts | WebhookAlerts] = []
+        self.client_id = self.config.client_id or default_client_id(
+            self.config.home, self.config.share_group
+        )
 
     def _maintenance_stage(self) -> Stage:
         from iotml.pipeline.maintenance import load_maintenance_stage  # needs the ml extra
@@ -199,7 +221,7 @@ class Service:
             return MqttSource(
                 url=c.broker_url,
                 template=c.topic,
-                client_id=c.client_id,
+                client_id=self.client_id,
                 share_group=c.share_group,
                 username=c.username,
                 password=c.password,
@@ -209,7 +231,7 @@ class Service:
         return MqttSource(
             url=broker.url,
             template=c.topic,
-            client_id=c.client_id,
+            client_id=self.client_id,
             username=user,
             password=secret,
             protocol="v311",
@@ -223,9 +245,11 @@ class Service:
             stack.callback(sock.close)
             broker = None
             if c.broker_url is None:
+                own = [t for t in (c.command_topic or COMMAND_TOPIC, c.alert_topic) if t]
                 broker = EmbeddedBroker(
                     c.mqtt_host, c.mqtt_port, allow_anonymous=c.anonymous,
-                    check_device=self.tokens.verify,
+                    check_device=self.tokens.verify, publish=[c.topic], subscribe=own,
+                    reserved_client_ids=[self.client_id],
                 )  # fmt: skip
                 await stack.enter_async_context(broker)
             source = self._source(broker)
@@ -246,13 +270,20 @@ class Service:
     async def _enter_alerts(
         self, stack: contextlib.AsyncExitStack, source: MqttSource
     ) -> list[MqttAlerts | WebhookAlerts]:
+        from iotml.codecs import Rejected
+
+        def dead(where: str, body: bytes, reason: str) -> None:
+            """An alert out of retries (or undeliverable) is kept, not dropped."""
+            letter = Rejected(reason, body)
+            self.store.write_dead_letters([letter], source=where, content_type="application/json")
+
         c = self.config
         outputs: list[MqttAlerts | WebhookAlerts] = []
         if c.alert_topic:
-            outputs.append(MqttAlerts(source, topic=c.alert_topic))
+            outputs.append(MqttAlerts(source, topic=c.alert_topic, on_dead=dead))
         if c.thermostat_policy is not None and c.command_topic:
-            outputs.append(MqttCommands(source, topic=c.command_topic))
-        outputs += [WebhookAlerts(url) for url in c.webhooks]
+            outputs.append(MqttCommands(source, topic=c.command_topic, on_dead=dead))
+        outputs += [WebhookAlerts(url, on_dead=dead) for url in c.webhooks]
         for output in outputs:
             await stack.enter_async_context(output)
         self.alerts = outputs
@@ -266,15 +297,18 @@ class Service:
         ready: asyncio.Event | None,
     ) -> None:
         assert self.pipeline is not None
+        posted = HttpSource()
         app = create_app(
             self.pipeline,
             limits=self.config.limits,
             tokens=self.tokens,
             admin_token=self.config.admin_token,
+            source=posted,
         )
         server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         subscribed = asyncio.Event()
-        ingest = asyncio.create_task(source.run(self.pipeline, stop, subscribed))
+        ingest = asyncio.create_task(self.pipeline.consume(source.messages(stop, subscribed)))
+        feed = asyncio.create_task(self.pipeline.consume(posted))
         http = asyncio.create_task(server.serve(sockets=[sock]))
         host, port = sock.getsockname()[:2]
         self.http_url = f"http://{host}:{port}"
@@ -289,9 +323,11 @@ class Service:
             await _first(stop.wait(), ingest, http)
         finally:
             stop.set()
-            server.should_exit = True
+            server.should_exit = True  # uvicorn answers the requests in flight first
             await asyncio.gather(ingest, http, return_exceptions=True)
-        for task in (ingest, http):
+            posted.close()
+            await asyncio.gather(feed, return_exceptions=True)
+        for task in (ingest, http, feed):
             error = None if task.cancelled() else task.exception()
             if error is not None:
                 raise error

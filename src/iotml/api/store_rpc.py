@@ -12,7 +12,7 @@ its class name and message (422 invalid arguments, 404 unknown device, 503 unava
 >>> from iotml.store import MemoryStore
 >>> router = store_router(MemoryStore(), "s3cret")
 >>> len(router.routes), sorted(r.path for r in router.routes)[:3]
-(20, ['/aggregate', '/dead_letter_count', '/dead_letters'])
+(21, ['/aggregate', '/dead_letter_count', '/dead_letter_stats'])
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from iotml.errors import ConfigError, IotmlError
 from iotml.store import Store
 from iotml.store.wire import (
     ARROW_STREAM,
+    dead_letter_stats_to_json,
     decode_bytes,
     device_to_json,
     encode_bytes,
@@ -40,6 +41,7 @@ from iotml.store.wire import (
     rejected_from_json,
     table_from_ipc,
     table_to_ipc,
+    write_result_to_json,
 )
 from iotml.types import Batch, Events
 
@@ -147,6 +149,7 @@ _JSON_METHODS: dict[str, Handler] = {
     "write_dead_letters": _write_dead_letters,
     "dead_letters": _dead_letters,
     "dead_letter_count": lambda s, a: s.dead_letter_count(a.get("source")),
+    "dead_letter_stats": lambda s, a: dead_letter_stats_to_json(s.dead_letter_stats()),
     "register_device": _register,
     "device": _device,
     "devices": lambda s, a: [device_to_json(d) for d in s.devices()],
@@ -188,7 +191,7 @@ def _arrow_endpoint(store: Store, kind: type[Batch] | type[Events]) -> Callable[
         table = table_from_ipc(body)
         if kind is Batch:
             result = store.write(Batch.from_arrow(table))
-            return {"stored": result.stored, "duplicates": result.duplicates}
+            return write_result_to_json(result)
         return store.write_events(Events.from_arrow(table))
 
     def endpoint(body: Annotated[bytes, Body(media_type=ARROW_STREAM)]) -> Response:

@@ -23,6 +23,7 @@ from iotml.cli import (  # noqa: F401 - importing registers the commands
     forecast_eval,
     forecast_live,
     inspect,
+    keys,
     maintenance,
     netsec,
     serve,

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,7 +55,7 @@ class State:
 
     def settings(self) -> Settings:
         base = Settings.from_env()
-        return Settings(home=self.home or base.home, limits=base.limits)
+        return replace(base, home=self.home or base.home)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

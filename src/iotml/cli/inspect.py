@@ -15,7 +15,7 @@ from iotml.cli.common import app, command, console, fail, guard, open_cli_store,
 from iotml.cli.data import Output
 from iotml.cli.render import emit
 from iotml.devices import issue_token
-from iotml.store import Store
+from iotml.store import DeadLetterStats, Store
 from iotml.types import TS_TYPE
 
 _DEVICE_SCHEMA = pa.schema(
@@ -97,6 +97,36 @@ def devices_add_cmd(
     console.out(token)
 
 
+@devices_app.command("acl")
+def devices_acl_cmd(
+    service_user: Annotated[
+        str, typer.Option(help="The user name `iotml serve --username` logs in with.")
+    ] = "iotml-ingest",
+    topic: Annotated[
+        str, typer.Option(help="Telemetry topic template (as `iotml serve --topic`).")
+    ] = "devices/{device_id}/telemetry",
+    alert_topic: Annotated[
+        str, typer.Option(help="Alert topic template ('' for none).")
+    ] = "alerts/{device_id}/{kind}",
+    command_topic: Annotated[
+        str, typer.Option(help="Command topic template ('' for none).")
+    ] = "devices/{device_id}/cmd",
+) -> None:
+    """Print a Mosquitto ACL file binding each device login to its own topics.
+
+    Devices log in with their id as user name; use with `acl_file`,
+    `use_username_as_clientid true` and `allow_anonymous false` (docs/live.md).
+    """
+    from iotml.transport.acl import mosquitto_acl
+
+    with guard():
+        text = mosquitto_acl(
+            service_user, telemetry=topic, alerts=[t for t in (alert_topic,) if t],
+            commands=[t for t in (command_topic,) if t],
+        )  # fmt: skip
+    console.out(text, end="")
+
+
 @devices_app.command("revoke")
 def devices_revoke_cmd(
     ctx: typer.Context,
@@ -135,19 +165,52 @@ def deadletters_cmd(
 ) -> None:
     """Show rejected payloads and records with the reason each was rejected.
 
-    Nothing is dropped: the original bytes are kept (see --output json for all of them).
+    Each keeps its source, the reason, the size and SHA-256 of the original, and its first 4 KiB.
+
+    At most 100,000 dead letters and 64 MiB are kept; the earliest are evicted, and counted here.
+
+    Set IOTML_DEAD_LETTER_KEEP_BYTES, _MAX_ROWS, _MAX_BYTES to change that. --output json shows all.
     """
     with open_cli_store(ctx) as store:
         total = store.dead_letter_count(source)
+        stats = store.dead_letter_stats()
         table = store.dead_letters(source=source, limit=limit)
     if total == 0 and output is Output.table:
         console.print("no dead letters — every record so far was accepted")
+        if stats.evicted_rows:
+            console.print(_usage(stats))
         return
     if output is not Output.table:
         emit(_printable_payloads(table), output.value)
         return
-    shown = table.select(["id", "received", "source", "record_index", "reason", "payload"])
+    shown = table.select(["id", "received", "source", "record_index", "reason", "size"])
+    shown = shown.rename_columns({"record_index": "record"})
+    shown = shown.append_column("payload", _previews(table))
     emit(shown, "table", title=f"dead letters: {total:,} in all, newest {shown.num_rows} shown")
+    console.print(_usage(stats))
+
+
+def _previews(table: pa.Table, width: int = 40) -> pa.Array:
+    """Each payload's first ``width`` characters, with … where there is more (or was)."""
+    texts = _printable_payloads(table).column("payload").to_pylist()
+    cut = table.column("truncated").to_pylist()
+    return pa.array(
+        [t[:width] + ("…" if len(t) > width or c else "") for t, c in zip(texts, cut, strict=True)],
+        pa.string(),
+    )
+
+
+def _usage(stats: DeadLetterStats) -> str:
+    """What the dead letters hold against their quota, and what it evicted."""
+    quota = stats.limits
+    line = (
+        f"{stats.rows:,} dead letters, {stats.bytes / 2**20:.1f} MiB kept (quota "
+        f"{quota.max_rows:,} / {quota.max_bytes / 2**20:.0f} MiB); "
+        f"{stats.evicted_rows:,} evicted"
+    )
+    if stats.evicted_rows:
+        line += f" ({stats.evicted_bytes / 2**20:.1f} MiB, earliest first)"
+    return line
 
 
 @command("events")

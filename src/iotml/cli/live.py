@@ -114,7 +114,7 @@ async def run_live(
     run = LiveRun(fleet, duration_s)
     meters = {d for d in fleet.devices if fleet.kind_of(d).name == "meter"}
     tokens = {d: issue_token(store, d, replace=True) for d in sorted(meters)}
-    config = ServeConfig(http_port=_free_port(), mqtt_port=_free_port())
+    config = ServeConfig(http_port=_free_port(), mqtt_port=_free_port(), anonymous=True)
     rules = RulesStage(ranges=DEMO_RANGES)
     # Every series watched by the default detector; a short warm-up, since the demo is short.
     anomaly = AnomalyStage(

@@ -88,10 +88,11 @@ def serve_cmd(
     anonymous: Annotated[
         bool,
         typer.Option(
-            help="Embedded broker: let clients without a username connect "
-            "(--no-anonymous: devices log in with their id and token)."
+            help="Embedded broker: let clients without a username connect and publish for "
+            "any device (a laptop trial; by default devices log in with their id and token "
+            "and may publish only on their own topics)."
         ),
-    ] = True,
+    ] = False,
     topic: Annotated[
         str, typer.Option(help="Topic template; {device_id} marks the device level.")
     ] = "devices/{device_id}/telemetry",
@@ -103,9 +104,14 @@ def serve_cmd(
     share_group: Annotated[
         str | None, typer.Option(help="MQTT v5 shared-subscription group (several workers).")
     ] = None,
-    client_id: Annotated[str, typer.Option(help="MQTT client id (the persistent session).")] = (
-        "iotml-ingest"
-    ),
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            help="MQTT client id (the persistent session); default: one per host and data "
+            "home, stable across restarts.",
+            show_default=False,
+        ),
+    ] = None,
     alert_topic: Annotated[
         str, typer.Option(help="Topic events are published on ('' for none).")
     ] = "alerts/{device_id}/{kind}",

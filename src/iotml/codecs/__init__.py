@@ -41,10 +41,13 @@ from itertools import groupby
 from pathlib import PurePath
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import orjson
+import pyarrow as pa
 
 from iotml.codecs._senml_many import CBOR, JSON, decode_packs
-from iotml.codecs.common import Decoded, Rejected, now_us
+from iotml.codecs.common import TIME_SENT, Decoded, Rejected, now_us
 from iotml.codecs.flatjson import decode_json, decode_json_many, encode_json
 from iotml.codecs.senml import (
     decode_senml_cbor,
@@ -55,7 +58,7 @@ from iotml.codecs.senml import (
 from iotml.codecs.tabular import decode_csv, decode_parquet, encode_csv, encode_parquet
 from iotml.config import FILE_LIMITS, Limits
 from iotml.errors import ConfigError, InvalidPayload, UnsupportedFormat
-from iotml.types import Batch
+from iotml.types import TS_TYPE, Batch
 
 FORMATS = ("senml+json", "senml+cbor", "json", "csv", "parquet")
 """Names accepted wherever a format is asked for."""
@@ -215,7 +218,7 @@ def decode_many(
     content_types: Sequence[str | None] | str | None = None,
     device_ids: Sequence[str | None] | None = None,
     limits: Limits | None = None,
-    now: int | None = None,
+    now: int | Sequence[int] | npt.NDArray[np.int64] | None = None,
 ) -> Decoded:
     """Decode many payloads (say, one micro-batch of MQTT messages) into one result.
 
@@ -233,7 +236,14 @@ def decode_many(
     each payload's in the order its decoder gives); rejections are by payload, then record,
     and each carries ``payload_index``. ``units`` keeps each series' first unit; a note
     about one payload starts with ``payload k:``. ``limits`` (default
-    :class:`~iotml.config.Limits`) applies to each payload; ``now`` to all of them.
+    :class:`~iotml.config.Limits`) applies to each payload.
+
+    ``now`` is the receiver's clock in integer microseconds (default: the clock now): one
+    time for all payloads, or one per payload — when each was received. A reading sent
+    without a time gets its payload's time, and a SenML relative time is counted from it
+    (the future-time limit is checked against the latest of them). ``payload_index`` and
+    ``time_kind`` of the result say, per reading, where it came from and how its time was
+    given (:class:`~iotml.codecs.common.Decoded`).
 
     >>> d = decode_many([b'[{"bn": "dev-1:", "n": "temp", "v": 21.5, "t": 1.7e9}]', b"\\x00",
     ...                  b'{"ts": 1.7e9, "temp": 22.5}'], device_ids=[None, None, "dev-2"])
@@ -241,6 +251,11 @@ def decode_many(
     (['dev-1', 'dev-2'], [21.5, 22.5])
     >>> [(r.payload_index, r.reason[:28]) for r in d.rejected]
     [(1, 'cannot tell the format of th')]
+    >>> t0 = 1_767_225_600_000_000  # when the first payload was received; the second 7 µs later
+    >>> d = decode_many([b'{"level": 1}', b'[{"bn": "dev-1:", "n": "level", "v": 2, "t": -1}]'],
+    ...                 device_ids=["dev-1", None], now=[t0, t0 + 7])
+    >>> (d.batch.ts_us - t0).tolist(), d.payload_index.tolist(), d.time_kind.tolist()
+    ([0, -999993], [0, 1], [2, 1])
     """
     if isinstance(payloads, bytes | bytearray | memoryview | str):
         raise ConfigError("payloads must be a sequence of payloads; wrap a single one in a list")
@@ -252,7 +267,8 @@ def decode_many(
         if fmt not in _DECODERS:
             raise ConfigError(f"format {fmt!r} is not supported; accepted: {list(FORMATS)}")
     limits = Limits() if limits is None else limits
-    now = now_us() if now is None else now
+    received = _received(now, count)
+    clock = _clock(now, received)
     found: list[str | None] = []
     parts: list[Decoded] = []
     for k, data in enumerate(payloads):
@@ -265,16 +281,55 @@ def decode_many(
         ks = list(run)
         if fmt in _MANY:
             packs, run_ids = [payloads[k] for k in ks], [ids[k] for k in ks]
-            parts.append(decode_packs(_MANY[fmt], packs, run_ids, limits, now, first=ks[0]))
+            parts.append(decode_packs(_MANY[fmt], packs, run_ids, limits, clock, first=ks[0]))
         elif fmt == "json":
             packs, run_ids = [payloads[k] for k in ks], [ids[k] for k in ks]
-            parts.append(decode_json_many(packs, run_ids, limits, now, first=ks[0]))
+            parts.append(decode_json_many(packs, run_ids, limits, clock, first=ks[0]))
         elif fmt is not None:
-            parts += [_decode_one(payloads[k], k, fmt, ids[k], limits, now) for k in ks]
-    return _merge(parts)
+            parts += [_decode_one(payloads[k], k, fmt, ids[k], limits, clock) for k in ks]
+    merged = _merge(parts)
+    return merged if received is None else _at_received(merged, received - clock)
 
 
 _MANY = {"senml+json": JSON, "senml+cbor": CBOR}
+
+
+def _received(
+    now: int | Sequence[int] | npt.NDArray[np.int64] | None, count: int
+) -> npt.NDArray[np.int64] | None:
+    """Each payload's receive time, when ``now`` gives one per payload."""
+    if now is None or isinstance(now, int | np.integer):
+        return None
+    received = np.asarray(now) if len(now) else np.zeros(0, dtype=np.int64)
+    if received.shape != (count,) or not np.issubdtype(received.dtype, np.integer):
+        raise ConfigError(
+            f"now must be integer microseconds, one for all payloads or one per payload "
+            f"({count}), got {now!r}"
+        )
+    return received.astype(np.int64, copy=False)
+
+
+def _clock(
+    now: int | Sequence[int] | npt.NDArray[np.int64] | None, received: npt.NDArray[np.int64] | None
+) -> int:
+    """The one clock the payloads are decoded with: the latest receive time, else ``now``."""
+    if received is not None:
+        return int(received.max()) if len(received) else now_us()
+    return int(now) if isinstance(now, int | np.integer) else now_us()
+
+
+def _at_received(decoded: Decoded, shift: npt.NDArray[np.int64]) -> Decoded:
+    """``decoded`` with every receiver-clock time moved by its payload's ``shift``."""
+    kinds = decoded.time_kind
+    if kinds is None or not shift.any():
+        return decoded
+    moved = np.where(kinds != TIME_SENT, shift[decoded.payloads()], 0)
+    ts_us = decoded.batch.ts_us + moved
+    table = decoded.batch.table
+    index = table.schema.get_field_index("ts")
+    column = pa.array(ts_us).view(TS_TYPE)
+    batch = Batch._trusted(table.set_column(index, table.schema.field(index), column))
+    return replace(decoded, batch=batch)
 
 
 def _per_payload(
@@ -299,11 +354,15 @@ def _decode_one(
     except InvalidPayload as err:
         return Decoded(Batch.empty(), [Rejected(str(err), bytes(data), None, k)])
     rejected = [replace(r, payload_index=k) for r in d.rejected]
-    return Decoded(d.batch, rejected, d.units, [f"payload {k}: {note}" for note in d.notes])
+    notes = [f"payload {k}: {note}" for note in d.notes]
+    payload = np.full(len(d.batch), k, dtype=np.int64)
+    return Decoded(d.batch, rejected, d.units, notes, payload, d.time_kind)
 
 
 def _merge(parts: list[Decoded]) -> Decoded:
     """One result from results in payload order (rejections are put in order too)."""
+    if len(parts) == 1 and parts[0].payload_index is not None:
+        return parts[0]
     units: dict[tuple[str, str], str] = {}
     for part in parts:
         for key, unit in part.units.items():
@@ -313,7 +372,12 @@ def _merge(parts: list[Decoded]) -> Decoded:
         key=lambda r: (r.payload_index or 0, -1 if r.index is None else r.index),
     )
     notes = [note for part in parts for note in part.notes]
-    return Decoded(Batch.concat(p.batch for p in parts), rejected, units, notes)
+    batch = Batch.concat(p.batch for p in parts)
+    payload = np.concatenate([p.payloads() for p in parts] or [np.zeros(0, np.int64)])
+    kinds = None
+    if any(p.time_kind is not None for p in parts):
+        kinds = np.concatenate([p.time_kinds() for p in parts])
+    return Decoded(batch, rejected, units, notes, payload, kinds)
 
 
 def encode(batch: Batch, format: str) -> bytes:

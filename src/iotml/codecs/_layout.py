@@ -22,6 +22,7 @@ from iotml.codecs.common import Decoded, Rejected, split_by_time_range
 from iotml.codecs.timestamps import NUMBER_PATTERN, ParsedTimes, parse_times
 from iotml.config import Limits
 from iotml.errors import ConfigError, InvalidPayload
+from iotml.ids import split_by_device_id
 from iotml.types import READING_SCHEMA, TS_TYPE, Batch
 
 #: Column names (compared lower-case, with spaces and dashes read as ``_``) for each role.
@@ -225,6 +226,12 @@ def _devices(src: RowSource, col: str | None, device_id: str | None, ok: BoolArr
         for i in np.flatnonzero(missing).tolist():
             src.reject(i, f"row {src.rows[i]}, column {col!r}: empty device id (or pass --device)")
         ok &= ~missing
+    valid, bad = split_by_device_id(text)
+    if bad:
+        rows = np.flatnonzero(~valid & ok)
+        for i, value in zip(rows.tolist(), _cells(text, rows), strict=True):
+            src.reject(i, f"row {src.rows[i]}, column {col!r}: {bad[value]}")
+        ok &= valid
     return text
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "strings_from_runs",
     "table",
     "take",
+    "time_kinds",
     "to_us",
 ]
 
@@ -31,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from iotml.codecs.common import TIME_ARRIVAL, TIME_RELATIVE, TIME_SENT
 from iotml.types import READING_SCHEMA, TS_TYPE
 
 UNNAMED = ""  # the metric of a record with no name of its own, until name_unnamed runs
@@ -111,6 +113,22 @@ def to_us(
     ts_us = np.rint(micros, out=micros).astype(np.int64)
     ts_us[time_s < RELATIVE_BELOW_S] += now
     return ts_us, (int(ts_us.min()), int(ts_us.max()))
+
+
+def time_kinds(time_s: npt.NDArray[np.float64]) -> npt.NDArray[np.int8] | None:
+    """How each time was given (``None``: every one absolute, the usual case).
+
+    A time of exactly 0 — no ``t`` and no ``bt`` — is the receiver's clock (RFC 8428
+    §4.5.3: "now"), an arrival time; other times below 2**28 s are relative to it.
+
+    >>> time_kinds(np.array([1.7e9, -1.5, 0.0])).tolist(), time_kinds(np.array([1.7e9]))
+    ([0, 1, 2], None)
+    """
+    if not len(time_s) or float(np.minimum.reduce(time_s)) >= RELATIVE_BELOW_S:
+        return None
+    kinds = np.where(time_s < RELATIVE_BELOW_S, TIME_RELATIVE, TIME_SENT).astype(np.int8)
+    kinds[time_s == 0.0] = TIME_ARRIVAL
+    return kinds
 
 
 def concat(parts: Sequence[Columns]) -> Columns:

@@ -39,6 +39,7 @@ from iotml.codecs._senml_columns import (
     to_us,
 )
 from iotml.codecs._senml_records import MAX_VERSION, NAME_RE, SEPARATORS, RecordError, split_name
+from iotml.ids import device_id_problem
 
 _BASE = ("bn", "bt", "bu", "bver")
 _NUMBER_TYPES = frozenset({int, float})
@@ -428,10 +429,13 @@ def _overflows(number: Any) -> bool:
 
 
 def _device(bn: str) -> str:
-    """The device id a base name gives, ``""`` if it is not a valid SenML name."""
+    """The device id a base name gives, ``""`` if it is not a valid SenML name or the id
+    is not a valid device id."""
     if len(_DEVICES) > 4096:  # bounded: base names come from the network
         _DEVICES.clear()
     device = bn.rstrip(SEPARATORS) if NAME_RE.fullmatch(bn) else ""
+    if device and device_id_problem(device) is not None:
+        device = ""
     _DEVICES[bn] = device
     return device
 
@@ -442,6 +446,9 @@ def _split(name: str, device_id: str | None) -> tuple[str, str] | None:
     if (name and not NAME_RE.fullmatch(name)) or (not name and device_id is None):
         return None
     try:
-        return split_name(name, device_id)
+        device, metric = split_name(name, device_id)
     except RecordError:
         return None
+    if device != device_id and device_id_problem(device) is not None:
+        return None
+    return device, metric

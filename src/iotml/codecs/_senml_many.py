@@ -31,6 +31,7 @@ from iotml.codecs._senml_columns import (
     name_unnamed,
     table,
     take,
+    time_kinds,
 )
 from iotml.codecs._senml_fast import FastPacks
 from iotml.codecs._senml_records import CBOR_LABELS, check_pack, general_columns
@@ -44,6 +45,7 @@ from iotml.codecs.common import (
 )
 from iotml.config import Limits
 from iotml.errors import InvalidPayload
+from iotml.ids import check_given_device_id
 from iotml.types import Batch
 
 
@@ -221,12 +223,15 @@ class _Run:
             self.notes.sort(key=itemgetter(0))
         rejected = [r for _, r in self.rejected] if self.rejected else []
         notes = [note for _, note in self.notes] if self.notes else []
-        return Decoded(Batch._trusted(table(cols)), rejected, units, notes)
+        batch = Batch._trusted(table(cols))
+        payload = None if self.first is None else cols.positions()[1] + self.first
+        return Decoded(batch, rejected, units, notes, payload, time_kinds(cols.time_s))
 
     def _take(self, k: int, packs: FastPacks | None) -> None:
         """Pack ``k`` to the fast path when it has the shape, else the general one."""
         data = self.payloads[k]
         try:
+            check_given_device_id(self.device_ids[k])
             raw = _load(self.fmt, data, self.limits)
             records = self.fmt.convert(raw)
             if packs is None or not packs.add(k, records, self.device_ids[k]):

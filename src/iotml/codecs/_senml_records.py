@@ -36,6 +36,7 @@ import numpy as np
 from iotml.codecs._senml_columns import RELATIVE_BELOW_S, UNNAMED, Columns, to_us
 from iotml.codecs.common import Rejected
 from iotml.errors import InvalidPayload
+from iotml.ids import device_id_problem
 
 #: RFC 8428 Table 4: CBOR integer labels.
 CBOR_LABELS = {
@@ -183,8 +184,19 @@ def _name(base: dict[str, Any], rec: dict[str, Any], device_id: str | None) -> t
     if full and not NAME_RE.fullmatch(full):
         raise RecordError(f"name {full!r} (bn + n) is not a valid SenML name: it {NAME_RULE}")
     if bn:
-        return bn.rstrip(SEPARATORS), n
-    return split_name(n, device_id)
+        return _valid_device(bn.rstrip(SEPARATORS), f"base name {bn!r}"), n
+    device, metric = split_name(n, device_id)
+    if device != device_id:  # the caller's device was checked before decoding
+        _valid_device(device, f"name {n!r}")
+    return device, metric
+
+
+def _valid_device(device: str, origin: str) -> str:
+    """``device``, or ``RecordError`` when it breaks the device id rule of :mod:`iotml.ids`."""
+    problem = device_id_problem(device)
+    if problem is not None:
+        raise RecordError(f"{origin}: device {problem}")
+    return device
 
 
 def _readings(base: dict[str, Any], rec: dict[str, Any]) -> list[tuple[str, float, str]]:

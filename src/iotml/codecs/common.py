@@ -9,6 +9,9 @@ parsed at all (or breaks a size limit) raises :class:`~iotml.errors.InvalidPaylo
 from __future__ import annotations
 
 __all__ = [
+    "TIME_ARRIVAL",
+    "TIME_RELATIVE",
+    "TIME_SENT",
     "Decoded",
     "Rejected",
     "check_records",
@@ -29,6 +32,13 @@ from iotml.config import Limits
 from iotml.errors import PayloadTooLarge
 from iotml.types import Batch
 
+TIME_SENT = 0
+"""A reading whose time the sender gave as an absolute instant."""
+TIME_RELATIVE = 1
+"""A reading whose time is relative to the receiver's clock (SenML times below 2**28 s)."""
+TIME_ARRIVAL = 2
+"""A reading sent without a time: it is stamped with the receiver's clock."""
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -39,12 +49,20 @@ class Rejected:
     number for files, 1-based counting the header as row 1), ``None`` for a whole payload.
     ``payload_index`` is the payload's position in the sequence given to a decoder of many
     payloads (``decode_many``, ``decode_senml_json_many``), ``None`` after a single decode.
+
+    ``size`` and ``sha256`` describe the original when ``payload`` holds only its first
+    bytes: its length and the hex SHA-256 of all of it, or, when ``sha256`` is ``None``, a
+    lower bound of its length (a body refused before it was read whole). Both ``None``:
+    ``payload`` is the whole original. Dead letters keep both (see
+    :data:`~iotml.store.DEAD_LETTER_SCHEMA`).
     """
 
     reason: str
     payload: bytes
     index: int | None = None
     payload_index: int | None = None
+    size: int | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +72,34 @@ class Decoded:
     ``units`` maps ``(device_id, metric)`` to the unit the payload declared;
     ``notes`` records choices the decoder made that a user should be able to see
     (for instance which timestamp format it detected).
+
+    Two optional columns, one entry per reading, say where each reading came from:
+    ``payload_index`` is its payload's position among payloads decoded together (as
+    :attr:`Rejected.payload_index`; ``None``: every reading is from one payload, or it
+    is not known), and ``time_kind`` how its time was given — :data:`TIME_SENT`,
+    :data:`TIME_RELATIVE` or :data:`TIME_ARRIVAL` (``None``: every time was sent). They
+    let a caller move the receiver-clock times of each payload to when that payload was
+    received, and keep arrival times apart (see ``docs/formats.md``). Equality ignores them.
     """
 
     batch: Batch
     rejected: list[Rejected] = field(default_factory=list)
     units: dict[tuple[str, str], str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    payload_index: npt.NDArray[np.int64] | None = field(default=None, compare=False, repr=False)
+    time_kind: npt.NDArray[np.int8] | None = field(default=None, compare=False, repr=False)
+
+    def payloads(self) -> npt.NDArray[np.int64]:
+        """``payload_index`` with ``None`` spelled out (every reading from payload 0)."""
+        if self.payload_index is not None:
+            return self.payload_index
+        return np.zeros(len(self.batch), dtype=np.int64)
+
+    def time_kinds(self) -> npt.NDArray[np.int8]:
+        """``time_kind`` with ``None`` spelled out (every time sent)."""
+        if self.time_kind is not None:
+            return self.time_kind
+        return np.full(len(self.batch), TIME_SENT, dtype=np.int8)
 
 
 def now_us(clock: Callable[[], float] = time.time) -> int:

@@ -14,7 +14,9 @@ Accepted payloads are one object or an array of objects. In each object:
   a SenML base name does: whether a sender may write for that device (a gateway for its
   children, say) is the transport's decision, made on the decoded device ids.
   ``id`` is not a device field by default (payloads often use it as a message counter);
-  pass ``device_fields=("id",)`` where it names the device.
+  pass ``device_fields=("id",)`` where it names the device. A device id must follow
+  :mod:`iotml.ids` (ASCII letters, digits, ``- . _ :``, at most 128): a record naming
+  another is rejected, and a payload received for one is rejected whole.
 * **Measurements** — every other field. Numbers are readings, booleans read as 1.0/0.0,
   nested objects are flattened with ``.`` (``{"gps": {"lat": 1}}`` is metric ``gps.lat``),
   and the fields of a ``values`` object are metrics without a prefix
@@ -39,6 +41,7 @@ from __future__ import annotations
 __all__ = ["DEVICE_FIELDS", "TS_FIELDS", "decode_json", "decode_json_many", "encode_json"]
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotml.codecs.common import (
+    TIME_ARRIVAL,
+    TIME_SENT,
     Decoded,
     Rejected,
     check_records,
@@ -57,6 +62,7 @@ from iotml.codecs.common import (
 from iotml.codecs.timestamps import epoch_scalar_to_us, iso_utc, parse_text
 from iotml.config import Limits
 from iotml.errors import InvalidPayload
+from iotml.ids import check_given_device_id, device_id_problem
 from iotml.types import READING_SCHEMA, TS_TYPE, Batch
 
 TS_FIELDS = ("ts", "time", "timestamp", "t")
@@ -185,6 +191,8 @@ class _Collector:
         distinct = sorted(set(named.values()))
         if len(distinct) > 1:
             self.record_problem[i] = f"device fields {shown!r} name different devices"
+        elif distinct and (problem := device_id_problem(distinct[0])) is not None:
+            self.record_problem[i] = f"field {next(iter(named))!r}: {problem}"
         elif distinct:
             self.devices[i] = distinct[0]
         else:
@@ -192,6 +200,13 @@ class _Collector:
                 "no device id: the payload was not sent for a device and the record has none "
                 f"of the fields {list(self.device_order)}"
             )
+
+    def sent(self, n: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Which of the ``n`` records carry a timestamp field of their own."""
+        sent = np.zeros(n, dtype=bool)
+        sent[list(self.ts_num)] = True
+        sent[self.ts_str[0]] = True
+        return sent
 
     def times(self, n: int, now: int) -> np.ndarray[Any, np.dtype[np.int64]]:
         """Every record's timestamp; problems go to ``record_problem``."""
@@ -279,13 +294,14 @@ def decode_json(
     >>> d.rejected[0].reason
     "field 'ts': '2026-01-01T00:00:00' has no UTC offset, ..."
     """
+    check_given_device_id(device_id)
     records, single = _load(data, limits)
     ts_us, found = _collect(records, [device_id] * len(records), device_fields, limits, now)
 
     def origin(i: int) -> tuple[bytes, int, int | None]:
         return (data if single else orjson.dumps(records[i])), i, None
 
-    return _finish(found, ts_us, records, origin)
+    return _finish(found, ts_us, records, origin, None)
 
 
 def decode_json_many(
@@ -318,6 +334,7 @@ def decode_json_many(
     failed: list[Rejected] = []
     for k, data in enumerate(payloads):
         try:
+            check_given_device_id(device_ids[k])
             recs, single = _load(data, limits)
         except InvalidPayload as err:
             failed.append(Rejected(str(err), bytes(data), None, first + k))
@@ -334,12 +351,12 @@ def decode_json_many(
         k = owner[i]
         return singles.get(k) or orjson.dumps(records[i]), local[i], first + k
 
-    out = _finish(found, ts_us, records, origin)
+    out = _finish(found, ts_us, records, origin, np.asarray(owner, dtype=np.int64) + first)
     rejected = sorted(
         [*failed, *out.rejected],
         key=lambda r: (r.payload_index, -1 if r.index is None else r.index),
     )
-    return Decoded(out.batch, rejected)
+    return replace(out, rejected=rejected)
 
 
 def _collect(
@@ -366,7 +383,9 @@ def _finish(
     ts_us: np.ndarray[Any, np.dtype[np.int64]],
     records: list[Any],
     origin: Callable[[int], tuple[bytes, int, int | None]],
+    owner: np.ndarray[Any, np.dtype[np.int64]] | None,
 ) -> Decoded:
+    """The readings of the records without a problem; ``owner`` is each record's payload."""
     bad = found.record_problem
     problems = sorted(bad.items())
     problems += [(i, reason) for i, reason in found.field_problems if i not in bad]
@@ -384,9 +403,12 @@ def _finish(
         [_per_reading(found.devices, rec), metrics, pa.array(ts_us[rec]).view(TS_TYPE), values],
         schema=READING_SCHEMA,
     )
+    sent = found.sent(len(records))
+    kind = None if sent.all() else np.where(sent[rec], TIME_SENT, TIME_ARRIVAL).astype(np.int8)
     # Every kept reading has a finite number (orjson refuses NaN and overflow), a
     # non-empty metric and a checked device and time, so the table conforms as built.
-    return Decoded(Batch._trusted(table), rejected)
+    payload = None if owner is None else owner[rec]
+    return Decoded(Batch._trusted(table), rejected, payload_index=payload, time_kind=kind)
 
 
 def _per_reading(devices: list[str | None], rec: np.ndarray[Any, np.dtype[np.int64]]) -> pa.Array:

@@ -17,6 +17,10 @@ and may give numbers as decimal fractions (tag 4); bytes after the pack are an e
   (``urn:dev:ow:10e2073a01080063``) or IPv6 address is the device.
   A name with no separator is rejected ("no device id").
 
+The device id must follow :mod:`iotml.ids` (ASCII letters, digits, ``- . _ :``, at most 128
+characters): a record whose name gives another (``bn: "site/pump-1:"``) is rejected, and
+a pack received for an invalid ``device_id`` is rejected whole.
+
 A record that names no measurement of its own (``n`` empty or absent, or a name that is
 the device alone) takes its **unit** as the metric — RFC 8428 §5.1.3 reports humidity,
 latitude and longitude under one name, told apart only by unit, and they must not

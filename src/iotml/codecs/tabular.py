@@ -20,9 +20,11 @@ or nanoseconds by magnitude, or a date such as ``25-Apr-19`` or ``16/12/2006`` w
 (see :mod:`iotml.codecs.timestamps`).
 
 The device is the device column's value, else the ``device_id`` argument (which also fills
-empty device cells), else the file is refused. Problems with single rows never fail the
+empty device cells), else the file is refused. A device id must follow :mod:`iotml.ids`
+(ASCII letters, digits, ``- . _ :``, at most 128): a row naming another is rejected, and
+an invalid ``device_id`` argument refuses the file. Problems with single rows never fail the
 file: a row with the wrong number of fields, an unreadable or out-of-range timestamp or a
-missing device, and a cell that is not a finite number, each become a
+missing or invalid device, and a cell that is not a finite number, each become a
 :class:`~iotml.codecs.common.Rejected` whose reason names the row, the column and the
 value; ``index`` is the file row (the CSV header is row 1; Parquet rows count from 1) and
 ``payload`` the original CSV line (a JSON rendering of the row where the line cannot be
@@ -69,6 +71,7 @@ from iotml.codecs.common import Decoded, Rejected, check_records, check_size, no
 from iotml.codecs.timestamps import iso_utc, validate_tz
 from iotml.config import FILE_LIMITS, Limits
 from iotml.errors import ConfigError, InvalidData, InvalidPayload
+from iotml.ids import check_given_device_id
 from iotml.types import Batch
 
 Layout = Literal["auto", "long", "wide"]
@@ -256,6 +259,7 @@ def decode_csv(
         The file cannot be parsed, has no timestamp column, no readable timestamp, or no
         device (column or argument). ``PayloadTooLarge`` over the limits.
     """
+    check_given_device_id(device_id)
     src = read_csv_source(data, delimiter=delimiter, tz=tz, limits=limits)
     now = now_us() if now is None else now
     return decode_table(src, device_id=device_id, limits=limits, now=now, tz=tz, layout=layout)
@@ -282,6 +286,7 @@ def decode_parquet(
     >>> decode_parquet(encode_parquet(b), now=1_767_225_600_000_000).batch == b
     True
     """
+    check_given_device_id(device_id)
     check_size(data, limits, "Parquet")
     validate_tz(tz)
     try:

@@ -1,13 +1,21 @@
 """The stream pipeline: messages in, micro-batches decoded, stored, scored by stages.
 
-Every source (MQTT, HTTP, file replay, simulator) submits :class:`Message` objects; one
+Every source (MQTT, HTTP, file import, replay, simulator) hands over
+:class:`~iotml.transport.source.Message` objects (:meth:`Pipeline.consume` reads a
+:class:`~iotml.transport.source.Source`; :meth:`Pipeline.submit` takes one); one
 consumer task drains a **bounded** queue, so a fast source waits (``submit``) or is told
 no (``try_submit``) instead of growing memory. Messages are collected into a micro-batch
-that is flushed when it holds ``max_messages`` or when its oldest message has waited
-``max_delay_s``; a flush decodes all its payloads in one call
+that is flushed when it holds ``max_messages``, when its oldest message has waited
+``max_delay_s``, or when nothing more has arrived for ``idle_s`` — a source that waits
+for its acks before it sends more (an MQTT broker's in-flight window) is answered at
+once rather than at the deadline; a flush decodes all its payloads in one call
 (:func:`~iotml.codecs.decode_many`), writes the readings, dead-letters every rejection
 with its message's source, checks devices against the registry, and hands the stored
-batch to each stage. A flush runs in a worker thread, so sources keep receiving while the
+batch to each stage. **Delivery**: once a flush has committed its readings and dead
+letters, it calls :meth:`~iotml.transport.source.Message.ack` on each of its messages
+(in arrival order), before the stages run; a flush the store refuses calls
+:meth:`~iotml.transport.source.Message.nack` instead, so its source does not confirm
+what is not durable. A flush runs in a worker thread, so sources keep receiving while the
 store writes; flushes never overlap, so batches are stored in arrival order. Events go to
 the store and then, on the event loop, to every ``on_events`` callback (a callback that
 does I/O should queue the events and return: it runs on the loop).
@@ -33,30 +41,26 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from iotml.codecs import Rejected, decode_many
+import numpy as np
+
+from iotml.codecs import Decoded, Rejected, decode_many
 from iotml.codecs.common import now_us
 from iotml.config import Limits
 from iotml.errors import ConfigError
+from iotml.pipeline.arrival import ArrivalClock
+from iotml.pipeline.conflicts import conflict_rejections, written_rows
+from iotml.pipeline.identity import bind_devices
 from iotml.pipeline.registry import DeviceGate
 from iotml.pipeline.stage import Stage
 from iotml.store import Store
+from iotml.transport.source import Message, Source
 from iotml.types import Batch, Events
 
 log = logging.getLogger("iotml.pipeline")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One payload as a source received it."""
-
-    payload: bytes
-    source: str
-    device_id: str | None = None
-    content_type: str | None = None
 
 
 @dataclass(slots=True)
@@ -66,12 +70,15 @@ class PipelineMetrics:
     received: int = 0
     stored: int = 0
     duplicates: int = 0
+    conflicts: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     events: int = 0
     batches: int = 0
     last_batch_s: float = 0.0
     queue_depth: int = 0
     failed_batches: int = 0
+    acked: int = 0
+    nacked: int = 0
     stage_errors: int = 0
 
 
@@ -99,22 +106,25 @@ class Pipeline:
         now: Callable[[], int] = now_us,
         on_events: Sequence[Callable[[Events], None]] = (),
         tick_s: float = 1.0,
+        idle_s: float = 0.01,
     ) -> None:
-        if max_messages < 1 or queue_size < 1 or max_delay_s <= 0 or tick_s <= 0:
+        if min(max_messages, queue_size) < 1 or min(max_delay_s, tick_s, idle_s) <= 0:
             raise ConfigError(
-                "max_messages and queue_size must be >= 1 and max_delay_s, tick_s > 0, got "
-                f"{max_messages!r}, {queue_size!r}, {max_delay_s!r}, {tick_s!r}"
+                "max_messages and queue_size must be >= 1 and max_delay_s, tick_s, idle_s > 0, "
+                f"got {max_messages!r}, {queue_size!r}, {max_delay_s!r}, {tick_s!r}, {idle_s!r}"
             )
         self.store = store
         self.stages = list(stages)
         self.max_messages = max_messages
         self.max_delay_s = max_delay_s
         self.tick_s = tick_s
+        self.idle_s = idle_s
         self.limits = limits or Limits()
         self.now = now
         self.on_events = list(on_events)
         self.metrics = PipelineMetrics()
         self.gate = DeviceGate(store, registry, now)
+        self.arrival = ArrivalClock()
         self._queue: asyncio.Queue[Message | None] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self.flushed = asyncio.Event()
@@ -137,6 +147,16 @@ class Pipeline:
         """Queue ``message``, waiting while the queue is full (backpressure)."""
         await self._queue.put(message)
         self.metrics.received += 1
+
+    async def consume(self, source: Source) -> None:
+        """Submit every message of ``source`` until it ends (``async with``/``async for``).
+
+        Each message is acked once its readings are durable, or nacked when the store
+        refused them; several sources may be consumed at once, each in a task of its own.
+        """
+        async with source:
+            async for message in source:
+                await self.submit(message)
 
     def try_submit(self, message: Message) -> bool:
         """Queue ``message`` if there is room; ``False`` tells the source to slow down."""
@@ -184,18 +204,18 @@ class Pipeline:
 
     async def _run(self) -> None:
         pending: list[Message] = []
-        deadline = 0.0
+        deadline = quiet = 0.0  # flush at the first: max_delay_s old, or idle_s quiet
         loop = asyncio.get_running_loop()
         ticking = any(callable(getattr(stage, "tick", None)) for stage in self.stages)
         next_tick = loop.time() + self.tick_s
         while True:
-            if pending and loop.time() >= deadline:  # a busy queue must not hold a batch back
+            if pending and loop.time() >= min(deadline, quiet):  # a busy queue must not hold back
                 await self._flush(pending)
                 pending = []
             if ticking and loop.time() >= next_tick:  # stages that watch the clock
                 await self._tick()
                 next_tick = loop.time() + self.tick_s
-            wake = deadline if pending else None
+            wake = min(deadline, quiet) if pending else None
             if ticking:
                 wake = next_tick if wake is None else min(wake, next_tick)
             try:
@@ -207,6 +227,7 @@ class Pipeline:
             if not pending:
                 deadline = loop.time() + self.max_delay_s
             closing = self._take(message, pending)
+            quiet = loop.time() + self.idle_s
             if closing or len(pending) >= self.max_messages:
                 await self._flush(pending)
                 pending = []
@@ -226,13 +247,28 @@ class Pipeline:
         return True
 
     async def _flush(self, messages: list[Message]) -> None:
+        """Store ``messages``, settle them with their sources, then run the stages."""
         self.metrics.queue_depth = self._queue.qsize()
         if not messages:
             return
         try:
-            events = await asyncio.to_thread(self._process, messages)
-        except Exception:  # a failing store must not stop ingestion; the log says why
+            stored, now = await asyncio.to_thread(self._store, messages)
+        except Exception as err:  # a failing store must not stop ingestion; the log says why
             log.exception("flush of %d messages failed", len(messages))
+            self.metrics.failed_batches += 1
+            reason = f"the store refused the batch: {type(err).__name__}: {err}"
+            for message in messages:
+                message.nack(reason)  # not durable: the source must not confirm them
+            self.metrics.nacked += len(messages)
+            self.flushed.set()
+            return
+        for message in messages:  # durable: the sources may confirm (PUBACK, HTTP 202)
+            message.ack()
+        self.metrics.acked += len(messages)
+        try:
+            events = await asyncio.to_thread(self._run_stages, stored, now)
+        except Exception:  # the store refused the events: logged, ingestion goes on
+            log.exception("storing the events of a flush failed")
             self.metrics.failed_batches += 1
             events = None
         if events is not None:
@@ -240,30 +276,65 @@ class Pipeline:
                 callback(events)
         self.flushed.set()
 
-    def _process(self, messages: list[Message]) -> Events | None:
-        """Decode, store and score one micro-batch (in a worker thread)."""
+    def _store(self, messages: list[Message]) -> tuple[Batch, int]:
+        """Decode and store one micro-batch, dead letters included (in a worker thread).
+
+        Returns the stored batch and the flush's clock; when this returns, every reading
+        and dead letter of ``messages`` is committed (durable), so they may be acked.
+        """
         started = time.perf_counter()
         now = self.now()
-        decoded = decode_many(
-            [m.payload for m in messages],
-            content_types=[m.content_type for m in messages],
-            device_ids=[m.device_id for m in messages],
-            limits=self.limits,
-            now=now,
-        )
-        batch, refused = self.gate.admit(decoded.batch)
+        decoded = bind_devices(messages, self._decode(messages, now))
+        stamped = self.arrival.stamp(decoded)  # arrival times strictly increasing per series
+        batch, refused = self.gate.admit(stamped)
         written = self.store.write(batch)
         if decoded.units:
             self.store.set_units(decoded.units)
         self._dead_letters(messages, decoded.rejected, now)
+        if written.conflicts:  # a different value under a stored key: kept, with the reason
+            rows = written_rows(stamped, batch)[written.conflict_rows.column("row").to_numpy()]
+            conflicts = conflict_rejections(written.conflict_rows, decoded.payloads()[rows])
+            self._dead_letters(messages, conflicts, now)
         if refused:
             self._record_rejections(refused, source="registry", now=now)
-        events = self._run_stages(batch, now)
         self.metrics.stored += written.stored
-        self.metrics.duplicates += written.duplicates
+        self.metrics.duplicates += written.duplicates - written.conflicts  # redeliveries
+        self.metrics.conflicts += written.conflicts
         self.metrics.batches += 1
         self.metrics.last_batch_s = time.perf_counter() - started
-        return events
+        return batch, now
+
+    def _decode(self, messages: list[Message], now: int) -> Decoded:
+        """The micro-batch decoded; a rejection's ``payload_index`` is its message's index.
+
+        Payloads are decoded together (:func:`~iotml.codecs.decode_many`); a message its
+        source decoded already (HTTP, to answer 403/422 first) brings its result along.
+        """
+        raw = [k for k, m in enumerate(messages) if m.decoded is None]
+        decoded = decode_many(
+            [messages[k].payload for k in raw],
+            content_types=[messages[k].content_type for k in raw],
+            device_ids=[messages[k].device_id for k in raw],
+            limits=self.limits,
+            now=[now if (t := messages[k].received_us) is None else t for k in raw],
+        )
+        if len(raw) == len(messages):
+            return decoded
+        index = np.asarray(raw, dtype=np.int64)  # decode_many's payload k is message raw[k]
+        rejected = [replace(r, payload_index=raw[r.payload_index or 0]) for r in decoded.rejected]
+        batches, payloads = [decoded.batch], [index[decoded.payloads()]]
+        kinds, units = [decoded.time_kinds()], dict(decoded.units)
+        for k, message in enumerate(messages):
+            if (ready := message.decoded) is not None:
+                batches.append(ready.batch)
+                payloads.append(np.full(len(ready.batch), k, dtype=np.int64))
+                kinds.append(ready.time_kinds())
+                rejected += [replace(r, payload_index=k) for r in ready.rejected]
+                units = {**ready.units, **units}
+        return Decoded(
+            Batch.concat(batches), rejected, units,
+            payload_index=np.concatenate(payloads), time_kind=np.concatenate(kinds),
+        )  # fmt: skip
 
     def _dead_letters(self, messages: list[Message], rejected: list[Rejected], now: int) -> None:
         by_message: dict[int, list[Rejected]] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["render"]
 
 from iotml.pipeline.engine import PipelineMetrics
+from iotml.store import DeadLetterStats
 
 _SERIES = (
     ("iotml_messages_received_total", "counter", "Messages submitted to the pipeline.", "received"),
@@ -19,8 +20,14 @@ _SERIES = (
     (
         "iotml_readings_duplicate_total",
         "counter",
-        "Readings already stored (ignored).",
+        "Readings already stored with the same value (ignored).",
         "duplicates",
+    ),
+    (
+        "iotml_readings_conflict_total",
+        "counter",
+        "Readings whose key is stored with another value (dead-lettered).",
+        "conflicts",
     ),
     ("iotml_events_total", "counter", "Events raised by stages.", "events"),
     ("iotml_batches_total", "counter", "Micro-batches flushed.", "batches"),
@@ -40,8 +47,26 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render(metrics: PipelineMetrics) -> str:
-    """The metrics as Prometheus text, version 0.0.4."""
+_DEAD_LETTERS = (
+    ("iotml_dead_letters", "gauge", "Dead letters kept.", "rows"),
+    ("iotml_dead_letter_bytes", "gauge", "Bytes of payload and reason dead letters keep.", "bytes"),
+    (
+        "iotml_dead_letters_evicted_total",
+        "counter",
+        "Dead letters the quota evicted, earliest first.",
+        "evicted_rows",
+    ),
+    (
+        "iotml_dead_letter_bytes_evicted_total",
+        "counter",
+        "Bytes of the dead letters the quota evicted.",
+        "evicted_bytes",
+    ),
+)
+
+
+def render(metrics: PipelineMetrics, dead_letters: DeadLetterStats | None = None) -> str:
+    """The metrics as Prometheus text, version 0.0.4, with the store's dead letters if given."""
     lines = []
     for name, kind, help_text, attr in _SERIES:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
@@ -49,4 +74,7 @@ def render(metrics: PipelineMetrics) -> str:
     name = "iotml_rejected_total"
     lines += [f"# HELP {name} Rejected payloads and records, by reason.", f"# TYPE {name} counter"]
     lines += [f'{name}{{reason="{_label(r)}"}} {n}' for r, n in sorted(metrics.rejected.items())]
+    for name, kind, help_text, attr in _DEAD_LETTERS if dead_letters is not None else ():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines.append(f"{name} {getattr(dead_letters, attr)}")
     return "\n".join(lines) + "\n"

@@ -28,8 +28,12 @@ class RulesStage:
     """Out-of-range readings (per metric) and stale series (no reading for ``stale_after``).
 
     ``ranges`` maps a metric name to its inclusive ``(low, high)`` valid range. A series
-    goes stale when its newest reading is older than ``stale_after`` at a flush; it raises
-    one ``stale`` event, and is watched again once it reports.
+    goes stale when its newest reading is older than ``stale_after`` on the pipeline's
+    clock — checked on every batch and on every clock tick, so a site where everything has
+    gone silent still alerts. It raises one ``stale`` event, and is watched again once it
+    reports. Only live readings arm the watch: one already older than ``stale_after`` when
+    it arrives (imported history, a backlog from before the server started) is history,
+    and never makes its series stale.
     """
 
     name = "rules"
@@ -47,10 +51,18 @@ class RulesStage:
         self._stale: set[tuple[str, str]] = set()
 
     def process(self, batch: Batch, now: int) -> Events:
+        """Out-of-range readings of ``batch``, and series that went stale by ``now``."""
         parts = [self._out_of_range(batch)]
         if self.stale_after_us is not None:
-            parts.append(self._staleness(batch, now))
+            self._seen(batch, now)
+            parts.append(self._staleness(now))
         return Events.concat(p for p in parts if len(p))
+
+    def tick(self, now: int) -> Events:
+        """Series that went stale by ``now``, while no data arrives at all."""
+        if self.stale_after_us is None:
+            return Events.empty()
+        return self._staleness(now)
 
     def _out_of_range(self, batch: Batch) -> Events:
         if not self.ranges or not len(batch):
@@ -93,18 +105,24 @@ class RulesStage:
             )
         return Events.from_records(records)
 
-    def _staleness(self, batch: Batch, now: int) -> Events:
-        if len(batch):
-            latest = batch.table.group_by(["device_id", "metric"]).aggregate([("ts", "max")])
-            for device, metric, t in zip(
-                latest.column("device_id").to_pylist(),
-                latest.column("metric").to_pylist(),
-                latest.column("ts_max").cast(pa.int64()).to_pylist(),
-                strict=True,
-            ):
-                if t > self._last_seen.get((device, metric), -1):
-                    self._last_seen[(device, metric)] = t
-                    self._stale.discard((device, metric))
+    def _seen(self, batch: Batch, now: int) -> None:
+        """Note each series' newest live reading (see the class docstring)."""
+        cutoff = now - (self.stale_after_us or 0)
+        live = batch.filter(batch.ts_us >= cutoff) if len(batch) else batch
+        if not len(live):
+            return
+        latest = live.table.group_by(["device_id", "metric"]).aggregate([("ts", "max")])
+        for device, metric, t in zip(
+            latest.column("device_id").to_pylist(),
+            latest.column("metric").to_pylist(),
+            latest.column("ts_max").cast(pa.int64()).to_pylist(),
+            strict=True,
+        ):
+            if t > self._last_seen.get((device, metric), -1):
+                self._last_seen[(device, metric)] = t
+                self._stale.discard((device, metric))
+
+    def _staleness(self, now: int) -> Events:
         cutoff = now - (self.stale_after_us or 0)
         newly = sorted(k for k, t in self._last_seen.items() if t < cutoff and k not in self._stale)
         self._stale.update(newly)

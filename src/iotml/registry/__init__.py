@@ -4,8 +4,10 @@ A trained model leaves its trainer as a *bundle*: a directory with the model fil
 ``manifest.json`` (name, version, task, input schema, metrics, SHA-256 of every file) and
 ``manifest.sig`` (Ed25519). Whatever loads a model — the stream pipeline, the edge agent —
 verifies the signature first (:func:`load_bundle`). :class:`ModelRegistry` keeps bundles
-under ``$IOTML_HOME/models/<name>/<version>/`` and signs with the home's key pair
-(``$IOTML_HOME/keys/``, created on first use; see :mod:`iotml.registry.keys`).
+under ``$IOTML_HOME/models/<name>/<version>/``, signs with the local key pair
+(``~/.config/iotml/keys/`` by default, created on first use) and trusts the keys that
+configuration outside the data home names (:class:`KeyConfig`; see
+:mod:`iotml.registry.trust`).
 """
 
 from __future__ import annotations
@@ -14,21 +16,25 @@ __all__ = [
     "LATEST",
     "Bundle",
     "FileEntry",
+    "KeyConfig",
     "Manifest",
     "ModelRegistry",
     "PublicKey",
     "SigningKey",
+    "TrustedKey",
     "check_name",
     "check_version",
-    "home_signing_key",
-    "home_trusted_keys",
+    "key_pair",
     "load_bundle",
+    "local_signing_key",
     "save_bundle",
     "sort_versions",
+    "trusted_public_keys",
 ]
 
 from iotml.registry.bundle import Bundle, load_bundle, save_bundle
-from iotml.registry.keys import PublicKey, SigningKey, home_signing_key, home_trusted_keys
+from iotml.registry.keys import PublicKey, SigningKey, key_pair
 from iotml.registry.local import LATEST, ModelRegistry
 from iotml.registry.manifest import FileEntry, Manifest
+from iotml.registry.trust import KeyConfig, TrustedKey, local_signing_key, trusted_public_keys
 from iotml.registry.versions import check_name, check_version, sort_versions

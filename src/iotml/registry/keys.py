@@ -1,17 +1,16 @@
-"""Ed25519 keys that sign model bundles, and the key pair every iotml home has.
+"""Ed25519 keys that sign model bundles, and the local key pair.
 
 A :class:`SigningKey` signs; its :class:`PublicKey` verifies and is what a device or
 server is given to trust. Both are stored as PEM (PKCS#8 private keys, written ``0600``;
-SubjectPublicKeyInfo public keys). A key's :attr:`~PublicKey.key_id` is the first 16 hex
-digits of the SHA-256 of its raw public bytes; manifests record it so a reader can tell
-which key signed a bundle.
+SubjectPublicKeyInfo public keys). A key's :attr:`~PublicKey.fingerprint` is the SHA-256
+of its raw public bytes (``sha256:`` and 64 hex digits) and its :attr:`~PublicKey.key_id`
+the first 16 of those digits; manifests record the key id so a reader can tell which key
+signed a bundle, and a server can pin fingerprints (see :mod:`iotml.registry.trust`).
 
-**The home key pair.** :func:`home_signing_key` returns ``$IOTML_HOME/keys/signing.pem``,
-creating it (and ``signing.pub.pem`` beside it, directory ``0700``) on first use.
-:func:`home_trusted_keys` returns the keys a home trusts by default: its own public key
-plus every ``*.pem`` in ``$IOTML_HOME/keys/trusted/`` — copy another site's
-``signing.pub.pem`` there to accept its bundles. Private keys are refused when group or
-others may read them, as ssh does.
+:func:`key_pair` returns the key pair of a directory — ``signing.pem`` and
+``signing.pub.pem`` beside it, directory ``0700`` — creating it on first use. Which
+directory, and which keys a server trusts, is configuration: :mod:`iotml.registry.trust`.
+Private keys are refused when group or others may read them, as ssh does.
 
 >>> key = SigningKey.generate()
 >>> signature = key.sign(b"manifest")
@@ -28,8 +27,7 @@ __all__ = [
     "PUBLIC_KEY_FILE",
     "PublicKey",
     "SigningKey",
-    "home_signing_key",
-    "home_trusted_keys",
+    "key_pair",
 ]
 
 import hashlib
@@ -41,7 +39,6 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from iotml.config import Settings
 from iotml.errors import ConfigError
 
 PRIVATE_KEY_FILE = "signing.pem"
@@ -80,10 +77,15 @@ class PublicKey:
         )
 
     @property
-    def key_id(self) -> str:
-        """16 hex digits identifying the key (SHA-256 of its raw bytes)."""
+    def fingerprint(self) -> str:
+        """``sha256:`` and the 64 hex digits of the SHA-256 of the key's raw bytes."""
         raw = self._key.public_bytes(_RAW, serialization.PublicFormat.Raw)
-        return hashlib.sha256(raw).hexdigest()[:16]
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    @property
+    def key_id(self) -> str:
+        """16 hex digits identifying the key (the start of its fingerprint)."""
+        return self.fingerprint[7:23]
 
     def verify(self, data: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's signature of ``data``."""
@@ -94,10 +96,10 @@ class PublicKey:
         return True
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicKey) and other.key_id == self.key_id
+        return isinstance(other, PublicKey) and other.fingerprint == self.fingerprint
 
     def __hash__(self) -> int:
-        return hash(self.key_id)
+        return hash(self.fingerprint)
 
     def __repr__(self) -> str:
         return f"PublicKey(key_id={self.key_id!r})"
@@ -192,14 +194,13 @@ def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
     return True
 
 
-def _keys_dir(home: str | os.PathLike[str] | None) -> Path:
-    base = Settings.from_env().home if home is None else Path(home)
-    return base / "keys"
+def key_pair(directory: str | os.PathLike[str]) -> SigningKey:
+    """The signing key in ``directory`` (``signing.pem``), created on first use.
 
-
-def home_signing_key(home: str | os.PathLike[str] | None = None) -> SigningKey:
-    """The home's signing key (default home: ``$IOTML_HOME``), created on first use."""
-    keys = _keys_dir(home)
+    A new key is written ``0600`` in a directory created ``0700``, with its public key
+    (``signing.pub.pem``) beside it; two processes creating it at once end up with one key.
+    """
+    keys = Path(directory)
     private = keys / PRIVATE_KEY_FILE
     if not private.exists():
         keys.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -210,19 +211,3 @@ def home_signing_key(home: str | os.PathLike[str] | None = None) -> SigningKey:
     if not public.exists():
         _create_exclusive(public, key.public_key.to_pem(), 0o644)
     return key
-
-
-def home_trusted_keys(home: str | os.PathLike[str] | None = None) -> list[PublicKey]:
-    """The public keys a home trusts: its own (if it has one) and ``keys/trusted/*.pem``.
-
-    Nothing is created; an empty list means nothing can be loaded until a key is added.
-    """
-    keys = _keys_dir(home)
-    own: list[PublicKey] = []
-    if (keys / PUBLIC_KEY_FILE).exists():
-        own = [PublicKey.load(keys / PUBLIC_KEY_FILE)]
-    elif (keys / PRIVATE_KEY_FILE).exists():
-        own = [SigningKey.load(keys / PRIVATE_KEY_FILE).public_key]
-    trusted_dir = keys / "trusted"
-    others = sorted(trusted_dir.glob("*.pem")) if trusted_dir.is_dir() else []
-    return list(dict.fromkeys([*own, *(PublicKey.load(p) for p in others)]))

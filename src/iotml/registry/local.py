@@ -2,11 +2,12 @@
 
 Versions of a model order as :mod:`iotml.registry.versions` says; ``"latest"`` resolves to
 the highest release, or the highest pre-release when a model has only pre-releases.
-Saving signs with the home's key (:func:`~iotml.registry.keys.home_signing_key`, created
-on first use) unless another key is given; loading trusts the home's keys
-(:func:`~iotml.registry.keys.home_trusted_keys`) unless others are given, and also checks
-that the signed manifest names the model and version of the directory it was found in —
-so an old or foreign bundle copied over a newer version is refused, not loaded.
+Saving signs with the local key (created on first use) unless another key is given;
+loading trusts the configured keys unless others are given — both from a
+:class:`~iotml.registry.trust.KeyConfig`, by default read from the environment, never from
+the data home. Loading also checks that the signed manifest names the model and version of
+the directory it was found in — so an old or foreign bundle copied over a newer version is
+refused, not loaded.
 
 Names other than versions (``latest`` today; aliases such as ``production`` later) are
 resolved by :meth:`ModelRegistry.resolve`, the one place a rollback would change.
@@ -35,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from iotml.config import Settings
-from iotml.errors import BundleError, ConfigError, UnknownModel
+from iotml.errors import BundleError, ConfigError, UnknownModel, UntrustedBundle
 from iotml.registry.bundle import Bundle, load_bundle, save_bundle
-from iotml.registry.keys import PublicKey, SigningKey, home_signing_key, home_trusted_keys
+from iotml.registry.keys import PublicKey, SigningKey
 from iotml.registry.manifest import Manifest
+from iotml.registry.trust import KeyConfig
 from iotml.registry.versions import (
     check_name,
     check_version,
@@ -51,11 +53,18 @@ LATEST = "latest"
 
 
 class ModelRegistry:
-    """Bundles under ``<home>/models``; ``home`` defaults to ``$IOTML_HOME``."""
+    """Bundles under ``<home>/models``; ``home`` defaults to ``$IOTML_HOME``.
 
-    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+    ``keys`` says where the signing key lives and which keys are trusted (default:
+    :meth:`KeyConfig.from_env() <iotml.registry.trust.KeyConfig.from_env>`).
+    """
+
+    def __init__(
+        self, home: str | os.PathLike[str] | None = None, *, keys: KeyConfig | None = None
+    ) -> None:
         self.home = Settings.from_env().home if home is None else Path(home)
         self.root = self.home / "models"
+        self.keys = KeyConfig.from_env() if keys is None else keys
 
     def names(self) -> list[str]:
         """Every model with at least one version, sorted."""
@@ -120,7 +129,7 @@ class ModelRegistry:
             name=name,
             version=text,
             task=task,
-            key=key or home_signing_key(self.home),
+            key=key or self.keys.signing_key(self.home),
             objects=objects,
             files=files,
             input_schema=input_schema,
@@ -135,15 +144,25 @@ class ModelRegistry:
         *,
         trusted_keys: PublicKey | Iterable[PublicKey] | None = None,
     ) -> Bundle:
-        """Verify and load a version; trusts the home's keys unless ``trusted_keys`` is given."""
+        """Verify and load a version; trusts the configured keys unless ``trusted_keys`` is
+        given."""
         resolved = self.resolve(name, version)
-        keys = home_trusted_keys(self.home) if trusted_keys is None else trusted_keys
+        keys = self.keys.trusted_keys(self.home) if trusted_keys is None else trusted_keys
         if trusted_keys is None and not keys:
             raise ConfigError(
-                f"{self.home / 'keys'} holds no key to trust; save a model here first "
-                "(creating the home key) or put a public key in keys/trusted/"
+                f"no key to trust in {self.keys.describe()}; train a model on this machine "
+                "(creating its key), put a public key in the key directory's trusted/, or "
+                "set IOTML_TRUSTED_KEYS or IOTML_TRUSTED_FINGERPRINTS"
             )
-        bundle = load_bundle(self.root / name / resolved, trusted_keys=keys)
+        try:
+            bundle = load_bundle(self.root / name / resolved, trusted_keys=keys)
+        except UntrustedBundle as err:
+            if trusted_keys is None and (self.home / "keys").is_dir():
+                raise UntrustedBundle(
+                    f"{err}. Keys in {self.home / 'keys'} are not trusted (the data home is "
+                    f"writable); trusted keys come from {self.keys.describe()}"
+                ) from err
+            raise
         signed = (bundle.manifest.name, bundle.manifest.version)
         if signed != (name, resolved):
             raise BundleError(

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 __all__ = [
     "AGGREGATE_SCHEMA",
+    "CONFLICT_SCHEMA",
     "DEAD_LETTER_SCHEMA",
     "SERIES_SCHEMA",
+    "DeadLetterStats",
     "DeviceRecord",
     "DuckDBStore",
     "MemoryStore",
@@ -35,8 +37,10 @@ from iotml.config import Settings
 from iotml.errors import ConfigError
 from iotml.store.base import (
     AGGREGATE_SCHEMA,
+    CONFLICT_SCHEMA,
     DEAD_LETTER_SCHEMA,
     SERIES_SCHEMA,
+    DeadLetterStats,
     DeviceRecord,
     Store,
     TimeArg,
@@ -58,7 +62,8 @@ def open_store(url_or_path: str | Path | None = None, *, settings: Settings | No
         ``"duckdb://PATH"`` (so ``duckdb:///abs/path.duckdb`` is absolute) or a plain path:
         a :class:`DuckDBStore`; ``"duckdb://:memory:"``: an in-memory DuckDB.
     settings
-        Used only when ``url_or_path`` is ``None``.
+        Where the default file is (used only when ``url_or_path`` is ``None``) and the
+        dead-letter quota of the store opened (default: from the environment).
 
     Raises
     ------
@@ -67,18 +72,20 @@ def open_store(url_or_path: str | Path | None = None, *, settings: Settings | No
     StoreUnavailable
         The database cannot be opened (e.g. another process holds the file).
     """
+    settings = settings or Settings.from_env()
+    dead = settings.dead_letters
     if url_or_path is None:
-        return DuckDBStore((settings or Settings.from_env()).store_path)
+        return DuckDBStore(settings.store_path, dead_letters=dead)
     if isinstance(url_or_path, Path):
-        return DuckDBStore(url_or_path)
+        return DuckDBStore(url_or_path, dead_letters=dead)
     scheme, sep, rest = url_or_path.partition("://")
     if not sep:
-        return DuckDBStore(url_or_path)
+        return DuckDBStore(url_or_path, dead_letters=dead)
     scheme = scheme.lower()
     if scheme == "memory" and rest == "":
-        return MemoryStore()
+        return MemoryStore(dead_letters=dead)
     if scheme == "duckdb" and rest:
-        return DuckDBStore(rest)
+        return DuckDBStore(rest, dead_letters=dead)
     if scheme in ("postgresql", "postgres"):
         raise ConfigError(
             "PostgreSQL stores are planned but not available yet; use a DuckDB file "

@@ -8,17 +8,18 @@ Only this module and ``embedded`` import ``duckdb``; every ``duckdb.Error`` rais
 from __future__ import annotations
 
 __all__ = [
+    "INSERT_SQL",
     "READING_COLUMNS",
     "SCHEMA_VERSION",
     "SERIES_SQL",
     "Database",
     "aggregate_sql",
-    "insert_sql",
     "latest_sql",
     "newest_sql",
     "registered",
     "relation",
     "ts_literal",
+    "unsettled_sql",
     "value",
     "where",
 ]
@@ -34,8 +35,13 @@ import duckdb
 import pyarrow as pa
 
 from iotml.errors import StoreError, StoreUnavailable
+from iotml.store import _dead
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: dead letters keep a payload's size and SHA-256, its first bytes, and a quota."""
+
+_MIGRATIONS = {2: _dead.migrate_v1}
+"""What brings a file from the version before each key to that version."""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS iotml_schema (version INTEGER NOT NULL);
@@ -47,10 +53,6 @@ CREATE TABLE IF NOT EXISTS events (
     id BIGINT NOT NULL, ts TIMESTAMPTZ NOT NULL, device_id VARCHAR NOT NULL,
     kind VARCHAR NOT NULL, score DOUBLE NOT NULL, severity VARCHAR NOT NULL,
     model VARCHAR NOT NULL, message VARCHAR NOT NULL, detail VARCHAR NOT NULL);
-CREATE SEQUENCE IF NOT EXISTS dead_letter_id;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id BIGINT NOT NULL, received TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
-    content_type VARCHAR, record_index BIGINT, reason VARCHAR NOT NULL, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     device_id VARCHAR PRIMARY KEY, created TIMESTAMPTZ NOT NULL, token_hash VARCHAR,
     revoked TIMESTAMPTZ, meta VARCHAR NOT NULL);
@@ -63,6 +65,11 @@ CREATE TABLE IF NOT EXISTS state (key VARCHAR PRIMARY KEY, data BLOB NOT NULL);
 READING_COLUMNS = "device_id, metric, ts, value"
 
 
+UNITS_REMEMBERED = 100_000
+"""At most this many ``(device_id, metric)`` units are remembered as stored (then forgotten
+all at once: forgetting only costs an upsert that changes nothing)."""
+
+
 class _Shared:
     """What every handle on one database file in this process shares.
 
@@ -71,11 +78,18 @@ class _Shared:
     or after the newest stored reading (None: no readings). A batch entirely after it
     cannot hold a stored key, which spares readings arriving in time order any lookup.
     Deletes leave it as it is, which keeps it an upper bound.
+
+    ``units`` holds units known to be stored as they are, so that setting a unit again
+    (a pipeline does at every flush) costs no statement: every ``INSERT ... ON CONFLICT``
+    on an indexed table, even one that changes nothing, grows DuckDB's heap by ~3 KB
+    (measured with DuckDB 2.0.1; freed only when the database closes), which at tens of
+    flushes a second was most of the ingester's memory growth.
     """
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.bound: int | None = None
+        self.units: dict[tuple[str, str], str] = {}
 
 
 _SHARED: dict[str, _Shared] = {}
@@ -107,23 +121,29 @@ def where(
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-def insert_sql(lo: int, newest: int | None) -> str:
-    """Insert the registered ``iotml_batch``, and of ``iotml_late`` only rows not yet stored.
+INSERT_SQL = f"INSERT INTO readings SELECT {READING_COLUMNS} FROM iotml_batch"
+"""Insert the registered ``iotml_batch`` as it is (the rows known to be new)."""
 
-    ``iotml_late`` holds the batch's rows at or before ``newest``, the newest stored time in
-    the batch's range (from ``lo``); the rest cannot clash and go straight in. Only the late
-    rows are anti-joined, against stored rows in ``[lo, newest]``, which zone maps find
-    without scanning older row groups. The split is done in Arrow, not in SQL, because a
-    filter on a registered Arrow table is pushed into a slow pyarrow scan.
+
+def unsettled_sql(lo: int, newest: int) -> str:
+    """The rows of the registered ``iotml_late`` not stored as they are: ``pos``, ``stored``.
+
+    ``iotml_late`` holds the batch's rows at or before ``newest``, the newest stored time
+    in the batch's range (from ``lo``), each with its row number ``pos``; the rest cannot
+    clash. Only those late rows are joined, against stored rows in ``[lo, newest]``, which
+    zone maps find without scanning older row groups. A row comes back when its key is
+    new (``stored`` NULL: insert it) or stored with another value (a conflict); a
+    redelivered row, same key and value, does not, so a redelivered batch brings nothing
+    back. The rows to insert are then picked in Arrow, not in SQL, because a filter on a
+    registered Arrow table is pushed into a slow pyarrow scan. DuckDB compares NaN equal
+    to NaN.
     """
-    insert = f"INSERT INTO readings SELECT {READING_COLUMNS} FROM iotml_batch"
-    if newest is None:
-        return insert
     return (
-        f"{insert} UNION ALL SELECT b.* FROM (SELECT {READING_COLUMNS} FROM iotml_late) b "
-        "ANTI JOIN (SELECT device_id, metric, ts FROM readings "
+        "SELECT l.pos AS pos, r.value AS stored FROM "
+        "(SELECT device_id, metric, ts, value, pos FROM iotml_late) l "
+        "LEFT JOIN (SELECT device_id, metric, ts, value FROM readings "
         f"WHERE ts BETWEEN {ts_literal(lo)} AND {ts_literal(newest)}) r "
-        "USING (device_id, metric, ts)"
+        "USING (device_id, metric, ts) WHERE r.value IS NULL OR r.value <> l.value"
     )
 
 
@@ -216,6 +236,7 @@ class Database:
     def _create_schema(self) -> None:
         with self.transaction("create the schema") as con:
             con.execute(_DDL)
+            con.execute(_dead.DDL)
             version = value(con, "SELECT max(version) FROM iotml_schema")
             if version is None:
                 con.execute("INSERT INTO iotml_schema VALUES (?)", [SCHEMA_VERSION])
@@ -224,7 +245,12 @@ class Database:
                     f"the store {self.path!r} has schema version {version}, newer than this "
                     f"iotml understands ({SCHEMA_VERSION}); upgrade iotml"
                 )
+            elif version < SCHEMA_VERSION:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    _MIGRATIONS[step](con)
+                con.execute("INSERT INTO iotml_schema VALUES (?)", [SCHEMA_VERSION])
             self._shared.bound = value(con, "SELECT epoch_us(max(ts)) FROM readings")
+            self._shared.units.clear()  # another process may have set units since
 
     def may_hold(self, lo: int) -> bool:
         """Whether stored readings may lie at or after ``lo`` (call under :meth:`use`)."""
@@ -234,6 +260,18 @@ class Database:
         """Note that readings up to ``hi`` are (about to be) stored."""
         bound = self._shared.bound
         self._shared.bound = hi if bound is None else max(bound, hi)
+
+    def units_to_set(self, units: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+        """The entries of ``units`` not known to be stored as they are (call under :meth:`use`)."""
+        known = self._shared.units
+        return {key: unit for key, unit in units.items() if known.get(key) != unit}
+
+    def units_stored(self, units: Mapping[tuple[str, str], str]) -> None:
+        """Note that ``units`` are committed (call under :meth:`use`, after the commit)."""
+        known = self._shared.units
+        if len(known) + len(units) > UNITS_REMEMBERED:
+            known.clear()
+        known.update(units)
 
     @contextmanager
     def use(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:

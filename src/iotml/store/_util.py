@@ -8,7 +8,9 @@ __all__ = [
     "check_limit",
     "check_optional_id",
     "conform",
+    "dead_letter_cost",
     "dead_letter_rows",
+    "dead_letters_to_evict",
     "decode_meta",
     "encode_meta",
     "every_us",
@@ -16,9 +18,12 @@ __all__ = [
     "keep_first",
     "to_us",
     "to_us_or_now",
+    "truncate_rejected",
     "write_parquet",
 ]
 
+import dataclasses
+import hashlib
 import numbers
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,12 +32,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from iotml.config import DeadLetterLimits
 from iotml.errors import ConfigError, SchemaError
+from iotml.store._dedupe import first_of_key
 from iotml.types import READING_SCHEMA, TS_TYPE
 
 if TYPE_CHECKING:
@@ -156,34 +164,31 @@ def keep_first(table: pa.Table) -> pa.Table:
     >>> keep_first(b.table).column("value").to_pylist()
     [1.0, 3.0, 4.0]
     """
-    n = table.num_rows
-    if n < 2:
+    first = first_of_key(table)
+    if first is None:
         return table
-    ts = table.column("ts").cast(pa.int64()).to_numpy()
-    dev = pc.dictionary_encode(table.column("device_id").combine_chunks())
-    met = pc.dictionary_encode(table.column("metric").combine_chunks())
-    n_met = len(met.dictionary)
-    code = dev.indices.to_numpy().astype(np.int64) * n_met + met.indices.to_numpy()
-    lo, hi = int(ts.min()), int(ts.max())
-    n_series = len(dev.dictionary) * n_met
-    if (hi - lo + 1) * n_series < 2**63:
-        # One int64 key per row: sortedness is a linear check, and np.unique reports
-        # the first occurrence of each key.
-        key = (ts - lo) * n_series + code
-        if bool(np.all(key[1:] > key[:-1])):
-            return table
-        ordered = np.sort(key)  # an unstable sort is several times faster than np.unique
-        if not bool(np.any(ordered[1:] == ordered[:-1])):
-            return table
-        first = np.unique(key, return_index=True)[1]
-    else:
-        order = np.lexsort((np.arange(n), code, ts))
-        new = np.ones(n, dtype=bool)
-        new[1:] = (ts[order][1:] != ts[order][:-1]) | (code[order][1:] != code[order][:-1])
-        first = order[new]
-    if len(first) == n:
-        return table
-    return table.take(np.sort(first))
+    return table.filter(first == np.arange(len(first)))
+
+
+def truncate_rejected(rejected: Rejected, keep_bytes: int) -> Rejected:
+    """``rejected`` with at most ``keep_bytes`` of its payload, and the whole one's size and hash.
+
+    A record that already holds only the first bytes of its original (``size`` set) keeps
+    its ``size`` and ``sha256``; otherwise they are taken from its payload.
+
+    >>> from iotml.codecs.common import Rejected
+    >>> cut = truncate_rejected(Rejected("too big", b"abcdef"), 2)
+    >>> cut.payload, cut.size, cut.sha256[:12]
+    (b'ab', 6, 'bef57ec7f53a')
+    >>> truncate_rejected(Rejected("refused", b"abc", size=10**9), 2).sha256 is None
+    True
+    """
+    payload = bytes(rejected.payload)
+    size, sha256 = rejected.size, rejected.sha256
+    if size is None:
+        size, sha256 = len(payload), hashlib.sha256(payload).hexdigest()
+    size = max(size, len(payload))
+    return dataclasses.replace(rejected, payload=payload[:keep_bytes], size=size, sha256=sha256)
 
 
 def dead_letter_rows(
@@ -192,23 +197,60 @@ def dead_letter_rows(
     source: str,
     content_type: str | None,
     rejected: Sequence[Rejected],
+    keep_bytes: int,
 ) -> pa.Table:
-    """Rejected records as rows of :data:`~iotml.store.DEAD_LETTER_SCHEMA`."""
+    """Rejected records as rows of :data:`~iotml.store.DEAD_LETTER_SCHEMA`.
+
+    Payloads keep their first ``keep_bytes`` (see :func:`truncate_rejected`).
+    """
     from iotml.store.base import DEAD_LETTER_SCHEMA  # base imports this module
 
     n = len(rejected)
+    cut = [truncate_rejected(r, keep_bytes) for r in rejected]
+    sizes = [len(r.payload) if r.size is None else r.size for r in cut]  # always set by now
+    payloads = [r.payload for r in cut]
     return pa.Table.from_arrays(
         [
             ids,
             pa.array(np.full(n, received, dtype=np.int64)).cast(TS_TYPE),
             pa.array([source] * n, type=pa.string()),
             pa.array([content_type] * n, type=pa.string()),
-            pa.array([r.index for r in rejected], type=pa.int64()),
-            pa.array([r.reason for r in rejected], type=pa.string()),
-            pa.array([bytes(r.payload) for r in rejected], type=pa.binary()),
+            pa.array([r.index for r in cut], type=pa.int64()),
+            pa.array([r.reason for r in cut], type=pa.string()),
+            pa.array(payloads, type=pa.binary()),
+            pa.array(sizes, type=pa.int64()),
+            pa.array([r.sha256 for r in cut], type=pa.string()),
+            pa.array([len(p) < s for p, s in zip(payloads, sizes, strict=True)], pa.bool_()),
         ],
         schema=DEAD_LETTER_SCHEMA,
     )
+
+
+def dead_letters_to_evict(rows: int, cost: int, limits: DeadLetterLimits) -> tuple[int, int]:
+    """How many rows and bytes must go, earliest first, when ``rows`` cost ``cost``.
+
+    Nothing while both are within ``limits``; past either, enough to come down to 99 %
+    of both, so that under a flood eviction runs once per 1 % of the quota rather than
+    on every write.
+
+    >>> dead_letters_to_evict(1_000, 10, DeadLetterLimits(max_rows=1_000))
+    (0, 0)
+    >>> dead_letters_to_evict(1_001, 10, DeadLetterLimits(max_rows=1_000))
+    (11, 0)
+    """
+    if rows <= limits.max_rows and cost <= limits.max_bytes:
+        return 0, 0
+    low_rows = limits.max_rows - limits.max_rows // 100
+    low_bytes = limits.max_bytes - limits.max_bytes // 100
+    return max(0, rows - low_rows), max(0, cost - low_bytes)
+
+
+def dead_letter_cost(table: pa.Table) -> npt.NDArray[np.int64]:
+    """What each dead letter costs the quota: its kept payload bytes plus its reason's."""
+    payload = pc.binary_length(table.column("payload")).to_numpy(zero_copy_only=False)
+    reason = pc.binary_length(table.column("reason")).to_numpy(zero_copy_only=False)
+    cost: npt.NDArray[np.int64] = (payload + reason).astype(np.int64)
+    return cost
 
 
 def write_parquet(path: str | Path, tables: Iterable[pa.Table]) -> int:

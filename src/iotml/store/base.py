@@ -9,16 +9,21 @@ Writes are idempotent and the **first write wins**: a reading is identified by
 ``(device_id, metric, ts)``, and a key already stored is never overwritten. Re-delivered
 MQTT messages and re-imported files carry the same values, so ignoring them is what keeps
 the data clean; stored readings are immutable, and correcting one is explicit:
-:meth:`Store.delete_range` then :meth:`Store.write`.
+:meth:`Store.delete_range` then :meth:`Store.write`. A repeated key whose value differs
+from the one kept is a **conflict**: it is not stored either, but :meth:`Store.write`
+reports it (:attr:`WriteResult.conflict_rows`), so the caller can dead-letter it instead of
+losing it silently. Values compare as numbers, except that NaN equals NaN.
 
 >>> from iotml.store import MemoryStore
 >>> from iotml.types import Batch
 >>> with MemoryStore() as store:
 ...     store.write(Batch.from_arrays(["a", "a"], ["t", "t"], [2, 1], [20.0, 10.0]))
-...     store.write(Batch.from_arrays(["a"], ["t"], [1], [99.0]))  # re-delivered: ignored
+...     store.write(Batch.from_arrays(["a"], ["t"], [1], [10.0]))  # re-delivered: ignored
+...     store.write(Batch.from_arrays(["a"], ["t"], [1], [99.0]))  # a conflict: reported
 ...     store.query("a", "t").values.tolist()
-WriteResult(stored=2, duplicates=0)
-WriteResult(stored=0, duplicates=1)
+WriteResult(stored=2, duplicates=0, conflicts=0)
+WriteResult(stored=0, duplicates=1, conflicts=0)
+WriteResult(stored=0, duplicates=1, conflicts=1)
 [10.0, 20.0]
 """
 
@@ -26,8 +31,10 @@ from __future__ import annotations
 
 __all__ = [
     "AGGREGATE_SCHEMA",
+    "CONFLICT_SCHEMA",
     "DEAD_LETTER_SCHEMA",
     "SERIES_SCHEMA",
+    "DeadLetterStats",
     "DeviceRecord",
     "Store",
     "TimeArg",
@@ -44,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
 
+from iotml.config import DeadLetterLimits
 from iotml.store._util import TimeArg
 from iotml.types import TS_TYPE, Batch, Events
 
@@ -84,17 +92,70 @@ DEAD_LETTER_SCHEMA = pa.schema(
         pa.field("record_index", pa.int64(), nullable=True),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("payload", pa.binary(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=True),
+        pa.field("truncated", pa.bool_(), nullable=False),
     ]
 )
-"""Columns of :meth:`Store.dead_letters`."""
+"""Columns of :meth:`Store.dead_letters`.
+
+``payload`` is the original bytes, or only their first
+:attr:`~iotml.config.DeadLetterLimits.keep_bytes` (4 KiB by default) when ``truncated``;
+``size`` is the length of the original and ``sha256`` its hex SHA-256, so a truncated
+dead letter still identifies what was sent. ``sha256`` is null when the original was
+never read whole (an HTTP body refused from its ``Content-Length`` or while it streamed
+in): ``size`` is then what was known, a lower bound, and the reason says so.
+"""
+
+
+CONFLICT_SCHEMA = pa.schema(
+    [
+        pa.field("row", pa.int64(), nullable=False),
+        pa.field("device_id", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("ts", TS_TYPE, nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+        pa.field("stored", pa.float64(), nullable=False),
+    ]
+)
+"""Columns of :attr:`WriteResult.conflict_rows`: the written batch's ``row``, its reading,
+and the value ``stored`` under its key, which it was not allowed to replace."""
+
+
+def _no_conflicts() -> pa.Table:
+    return CONFLICT_SCHEMA.empty_table()
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What :meth:`Store.write` did: readings ``stored`` and ``duplicates`` ignored."""
+    """What :meth:`Store.write` did: readings ``stored`` and ``duplicates`` ignored.
+
+    ``conflicts`` counts the duplicates whose value differs from the one kept (they are
+    included in ``duplicates``); ``conflict_rows`` lists them, ordered by ``row``, as
+    :data:`CONFLICT_SCHEMA`. Equality compares the counts.
+    """
 
     stored: int
     duplicates: int
+    conflicts: int = 0
+    conflict_rows: pa.Table = field(default_factory=_no_conflicts, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterStats:
+    """What the dead letters cost now, and what the quota has evicted.
+
+    ``rows`` and ``bytes`` (kept payload bytes plus reason text) are what the table holds;
+    ``evicted_rows`` and ``evicted_bytes`` count what the quota in ``limits`` removed,
+    earliest written first, since the store was created (retention by
+    :meth:`Store.delete_before` is not eviction).
+    """
+
+    rows: int
+    bytes: int
+    evicted_rows: int
+    evicted_bytes: int
+    limits: DeadLetterLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +184,19 @@ class Store(abc.ABC):
         """Store the readings of ``batch`` whose ``(device_id, metric, ts)`` is new.
 
         First write wins: a key already stored keeps its value, and of repeats inside
-        ``batch`` the first occurrence is kept. ``duplicates`` counts the rows ignored.
+        ``batch`` the first occurrence is kept. ``duplicates`` counts the rows ignored;
+        ``conflicts`` those of them whose value differs from the value kept for their key
+        (the stored one, or the first occurrence in ``batch``), and ``conflict_rows``
+        says which rows they are and what is stored instead. Checking for conflicts costs
+        nothing when a batch has no duplicates.
 
         >>> from iotml.store import MemoryStore
         >>> store = MemoryStore()
-        >>> store.write(Batch.from_arrays(["a", "a"], ["t", "t"], [1, 1], [1.0, 2.0]))
-        WriteResult(stored=1, duplicates=1)
+        >>> result = store.write(Batch.from_arrays(["a"] * 3, ["t"] * 3, [1] * 3, [1.0, 2.0, 1.0]))
+        >>> result
+        WriteResult(stored=1, duplicates=2, conflicts=1)
+        >>> result.conflict_rows.select(["row", "value", "stored"]).to_pylist()
+        [{'row': 1, 'value': 2.0, 'stored': 1.0}]
         """
 
     @abc.abstractmethod
@@ -280,19 +348,28 @@ class Store(abc.ABC):
         content_type: str | None = None,
         received: TimeArg = None,
     ) -> int:
-        """Keep rejected records with their exact bytes; ``received`` defaults to now.
+        """Keep rejected records with their reason and bytes; ``received`` defaults to now.
 
         ``source`` says where they came from (e.g. ``mqtt:site/+/telemetry``,
-        ``file:data.csv``); returns the number stored.
+        ``file:data.csv``); returns the number written. A payload longer than the store's
+        :attr:`~iotml.config.DeadLetterLimits.keep_bytes` keeps only its first bytes, with
+        the size and SHA-256 of the whole (see :data:`DEAD_LETTER_SCHEMA`; a
+        :class:`~iotml.codecs.Rejected` that already holds only the first bytes says so
+        with its ``size`` and ``sha256``). Past the quota the earliest written dead
+        letters are evicted and counted (:meth:`dead_letter_stats`), so bad input costs
+        bounded disk however much of it arrives.
 
         >>> from iotml.codecs.common import Rejected
+        >>> from iotml.config import DeadLetterLimits
         >>> from iotml.store import MemoryStore
-        >>> store = MemoryStore()
-        >>> store.write_dead_letters([Rejected("field 'v': 'x' is not a number", b"{}", 0)],
+        >>> store = MemoryStore(dead_letters=DeadLetterLimits(keep_bytes=4))
+        >>> store.write_dead_letters([Rejected("field 'v': 'x' is not a number", b"{}", 0),
+        ...                           Rejected("too large", b"0123456789")],
         ...                          source="http", content_type="application/json", received=7)
-        1
-        >>> store.dead_letters().select(["id", "reason", "payload"]).to_pylist()
-        [{'id': 1, 'reason': "field 'v': 'x' is not a number", 'payload': b'{}'}]
+        2
+        >>> store.dead_letters().select(["id", "payload", "size", "truncated"]).to_pylist()
+        [{'id': 1, 'payload': b'{}', 'size': 2, 'truncated': False},
+         {'id': 2, 'payload': b'0123', 'size': 10, 'truncated': True}]
         """
 
     @abc.abstractmethod
@@ -313,6 +390,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def dead_letter_count(self, source: str | None = None) -> int:
         """How many dead letters are kept (from ``source``, or all)."""
+
+    @abc.abstractmethod
+    def dead_letter_stats(self) -> DeadLetterStats:
+        """Rows and bytes the dead letters hold, what the quota evicted, and the quota.
+
+        >>> from iotml.codecs.common import Rejected
+        >>> from iotml.config import DeadLetterLimits
+        >>> from iotml.store import MemoryStore
+        >>> store = MemoryStore(dead_letters=DeadLetterLimits(max_rows=2))
+        >>> store.write_dead_letters([Rejected("r", b"1"), Rejected("r", b"2"),
+        ...                           Rejected("r", b"3")], source="s", received=1)
+        3
+        >>> stats = store.dead_letter_stats()
+        >>> stats.rows, stats.bytes, stats.evicted_rows, store.dead_letters()["payload"].to_pylist()
+        (2, 4, 1, [b'2', b'3'])
+        """
 
     # -- devices and state ----------------------------------------------------------------
 

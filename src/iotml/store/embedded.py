@@ -7,14 +7,16 @@ need PostgreSQL. Every DuckDB exception is translated into
 
 Idempotent writes are fast because readings mostly arrive in time order: a batch is
 deduplicated in numpy, then only rows no newer than the newest stored reading in the
-batch's time range are anti-joined against stored rows of that range, which DuckDB's
-zone maps find without scanning older row groups (see ``benchmarks/bench_store.py``).
+batch's time range are joined against stored rows of that range, which DuckDB's zone
+maps find without scanning older row groups (see ``benchmarks/bench_store.py``). That
+one join says which late rows are new and which are stored with another value
+(conflicts); repeats inside a batch are compared in numpy.
 
 >>> from iotml.types import Batch
 >>> with DuckDBStore(":memory:") as store:
 ...     store.write(Batch.from_arrays(["a", "a"], ["t", "t"], [1, 1], [1.0, 2.0]))
 ...     store.query().values.tolist()
-WriteResult(stored=1, duplicates=1)
+WriteResult(stored=1, duplicates=1, conflicts=1)
 [1.0]
 """
 
@@ -29,11 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
+from iotml.config import DeadLetterLimits
 from iotml.errors import ConfigError, UnknownDevice
-from iotml.store import _duck
-from iotml.store._duck import READING_COLUMNS, Database, registered, value, where
+from iotml.store import _dead, _duck
+from iotml.store._dedupe import conflicts, first_of_key, within_batch
+from iotml.store._duck import READING_COLUMNS, Database, registered, relation, value, where
 from iotml.store._util import (
     TimeArg,
     check_batch,
@@ -46,7 +51,6 @@ from iotml.store._util import (
     encode_meta,
     every_us,
     from_us,
-    keep_first,
     to_us,
     to_us_or_now,
     write_parquet,
@@ -55,6 +59,7 @@ from iotml.store.base import (
     AGGREGATE_SCHEMA,
     DEAD_LETTER_SCHEMA,
     SERIES_SCHEMA,
+    DeadLetterStats,
     DeviceRecord,
     Store,
     WriteResult,
@@ -68,13 +73,24 @@ _EVENT_COLUMNS = ", ".join(EVENT_SCHEMA.names)
 _BY_TIME = "ts, device_id, metric"
 
 
+def _positioned(table: pa.Table, rows: npt.NDArray[np.intp]) -> pa.Table:
+    """The ``rows`` of ``table``, each with its row number there (``pos``)."""
+    picked = table.take(pa.array(rows)) if len(rows) < table.num_rows else table
+    return picked.append_column("pos", pa.array(rows.astype(np.int64)))
+
+
 class DuckDBStore(Store):
     """A :class:`~iotml.store.Store` in one DuckDB database file (or ``":memory:"``).
 
     Parameters
     ----------
     path
-        The database file; its directory is created if missing.
+        The database file; its directory is created if missing. A file written by an
+        older iotml is migrated when opened.
+    dead_letters
+        What rejected payloads may cost (default: the
+        :class:`~iotml.config.DeadLetterLimits` defaults); applied on opening too, so a
+        smaller quota or ``keep_bytes`` takes effect at once.
 
     Raises
     ------
@@ -82,8 +98,15 @@ class DuckDBStore(Store):
         The file cannot be opened, e.g. because another process holds it.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, dead_letters: DeadLetterLimits | None = None) -> None:
         self._db = Database(str(path))
+        self._dead_limits = dead_letters or DeadLetterLimits()
+        try:
+            with self._db.transaction("apply the dead-letter quota") as con:
+                _dead.apply_quota(con, self._dead_limits, cut=True)
+        except BaseException:
+            self._db.close()
+            raise
 
     def __repr__(self) -> str:
         return f"DuckDBStore({self._db.path!r})"
@@ -98,21 +121,63 @@ class DuckDBStore(Store):
     def write(self, batch: Batch) -> WriteResult:
         check_batch(batch, Batch, "write()")
         total = len(batch)
-        table = keep_first(batch.table)
+        first = first_of_key(batch.table)
+        kept = None if first is None else np.flatnonzero(first == np.arange(total))
+        table = batch.table if kept is None else batch.table.take(pa.array(kept))
         ts = table.column("ts").cast(pa.int64()).to_numpy()
         with self._db.transaction("write readings") as con:
             if total == 0:
                 return WriteResult(0, 0)
             lo, hi = int(ts.min()), int(ts.max())
             newest = value(con, _duck.newest_sql(lo, hi)) if self._db.may_hold(lo) else None
-            late = np.zeros(len(ts), dtype=bool) if newest is None else ts <= newest
-            with (
-                registered(con, "iotml_batch", table.filter(~late) if late.any() else table),
-                registered(con, "iotml_late", table.filter(late)),
-            ):
-                stored = int(value(con, _duck.insert_sql(lo, newest)))
+            new, clash = table, None
+            late = np.flatnonzero(ts <= newest) if newest is not None else None
+            if newest is not None and late is not None and len(late):
+                with registered(con, "iotml_late", _positioned(table, late)):
+                    unsettled = relation(con, _duck.unsettled_sql(lo, newest)).to_arrow_table()
+                fresh = np.ones(len(table), dtype=bool)
+                fresh[late] = False
+                known = unsettled.column("stored").is_valid().to_numpy(zero_copy_only=False)
+                fresh[unsettled.column("pos").to_numpy()[~known]] = True
+                clash = unsettled.filter(known)
+                new = table if fresh.all() else table.filter(fresh)
+            if new.num_rows:
+                with registered(con, "iotml_batch", new):
+                    con.execute(_duck.INSERT_SQL)
             self._db.stored_up_to(hi)  # before the commit: too high a bound is still safe
-        return WriteResult(stored, total - stored)
+        if new.num_rows == total:
+            return WriteResult(total, 0)
+        return self._conflicts(batch, first, kept, clash, new.num_rows)
+
+    @staticmethod
+    def _conflicts(
+        batch: Batch,
+        first: npt.NDArray[np.int64] | None,
+        kept: npt.NDArray[np.intp] | None,
+        clash: pa.Table | None,
+        stored: int,
+    ) -> WriteResult:
+        """The result of a write that met duplicates: which of them conflict.
+
+        ``clash`` holds the kept rows (``pos``, their row number among the kept ones)
+        whose key was stored before with another value, and that value; a repeat inside
+        the batch conflicts when it differs from the value kept for its key: the stored
+        one, else that of the key's first row in the batch.
+        """
+        values = batch.values
+        reference = values.copy()
+        rows = np.zeros(0, dtype=np.int64)
+        if clash is not None and clash.num_rows:
+            position = clash.column("pos").to_numpy()
+            rows = position if kept is None else kept[position].astype(np.int64)
+            reference[rows] = clash.column("stored").to_numpy()
+        repeats, repeat_kept = within_batch(values, first, reference)
+        found = conflicts(
+            batch.table,
+            np.concatenate([rows, repeats]),
+            np.concatenate([reference[rows], repeat_kept]),
+        )
+        return WriteResult(stored, len(batch) - stored, found.num_rows, found)
 
     @staticmethod
     def _reading_filter(
@@ -182,19 +247,28 @@ class DuckDBStore(Store):
         return conform(self._db.arrow("list series", _duck.SERIES_SQL), SERIES_SCHEMA)
 
     def set_units(self, units: Mapping[tuple[str, str], str]) -> None:
-        keys = [(check_id(d, "device_id"), check_id(m, "metric")) for d, m in units]
-        table = pa.table(
-            {
-                "device_id": pa.array([d for d, _ in keys], pa.string()),
-                "metric": pa.array([m for _, m in keys], pa.string()),
-                "unit": pa.array([check_id(u, "unit") for u in units.values()], pa.string()),
-            }
-        )
-        with self._db.transaction("set units") as con, registered(con, "iotml_units", table):
-            con.execute(
-                "INSERT INTO series_meta SELECT device_id, metric, unit FROM iotml_units "
-                "ON CONFLICT (device_id, metric) DO UPDATE SET unit = excluded.unit"
+        """Units known to be stored as they are are not written again (see ``_duck._Shared``)."""
+        checked = {
+            (check_id(d, "device_id"), check_id(m, "metric")): check_id(u, "unit")
+            for (d, m), u in units.items()
+        }
+        with self._db.use("set units"):  # the lock: what is known stored cannot change
+            changed = self._db.units_to_set(checked)
+            if not changed:
+                return
+            table = pa.table(
+                {
+                    "device_id": pa.array([d for d, _ in changed], pa.string()),
+                    "metric": pa.array([m for _, m in changed], pa.string()),
+                    "unit": pa.array(list(changed.values()), pa.string()),
+                }
             )
+            with self._db.transaction("set units") as con, registered(con, "iotml_units", table):
+                con.execute(
+                    "INSERT INTO series_meta SELECT device_id, metric, unit FROM iotml_units "
+                    "ON CONFLICT (device_id, metric) DO UPDATE SET unit = excluded.unit"
+                )
+            self._db.units_stored(changed)
 
     def delete_range(
         self,
@@ -293,9 +367,11 @@ class DuckDBStore(Store):
             if n == 0:
                 return 0
             ids = self._ids(con, "dead_letter_id", n)
-            table = dead_letter_rows(ids, at, source, content_type, rejected)
+            keep = self._dead_limits.keep_bytes
+            table = dead_letter_rows(ids, at, source, content_type, rejected, keep)
             with registered(con, "iotml_dead", table):
-                con.execute("INSERT INTO dead_letters SELECT * FROM iotml_dead")
+                con.execute(_dead.insert_sql("iotml_dead"))
+            _dead.apply_quota(con, self._dead_limits, cut=False)
         return n
 
     def dead_letters(
@@ -309,7 +385,7 @@ class DuckDBStore(Store):
         limit = check_limit(limit)
         equal = {"source": check_optional_id(source, "source")}
         cond, params = where(equal, "received", to_us(start, "start"), to_us(end, "end"))
-        sql = f"SELECT * FROM dead_letters{cond}"
+        sql = f"SELECT {_dead.COLUMNS} FROM dead_letters{cond}"
         if limit is not None:
             sql = f"SELECT * FROM ({sql} ORDER BY received DESC, id DESC LIMIT {limit})"
         table = self._db.arrow("read dead letters", f"{sql} ORDER BY received, id", params)
@@ -321,6 +397,11 @@ class DuckDBStore(Store):
         )
         with self._db.use("count dead letters") as con:
             return int(value(con, f"SELECT count(*) FROM dead_letters{cond}", params))
+
+    def dead_letter_stats(self) -> DeadLetterStats:
+        with self._db.use("count dead letters") as con:
+            (rows, kept), (gone, freed) = _dead.totals(con), _dead.evicted(con)
+        return DeadLetterStats(rows, kept, gone, freed, self._dead_limits)
 
     # -- devices and state ----------------------------------------------------------------
 

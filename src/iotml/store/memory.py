@@ -1,13 +1,14 @@
 """An in-memory store built on Arrow tables: the fake for tests, same contract as DuckDB.
 
 It deliberately shares no query code with the SQL stores (deduplication here is a
-pyarrow group-by and anti-join), so running the contract suite against both checks each
-against an independent implementation. Nothing survives :meth:`MemoryStore.close`.
+pyarrow group-by and anti-join, conflicts a join on the key), so running the contract
+suite against both checks each against an independent implementation. Nothing
+survives :meth:`MemoryStore.close`.
 
 >>> from iotml.types import Batch
 >>> store = MemoryStore()
 >>> store.write(Batch.from_arrays(["a"], ["t"], [1], [1.0]))
-WriteResult(stored=1, duplicates=0)
+WriteResult(stored=1, duplicates=0, conflicts=0)
 >>> len(store.query())
 1
 """
@@ -27,7 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iotml.config import DeadLetterLimits
 from iotml.errors import ConfigError, StoreError, UnknownDevice
+from iotml.store._dedupe import conflicts, differs
 from iotml.store._util import (
     TimeArg,
     check_batch,
@@ -35,7 +38,9 @@ from iotml.store._util import (
     check_limit,
     check_optional_id,
     conform,
+    dead_letter_cost,
     dead_letter_rows,
+    dead_letters_to_evict,
     decode_meta,
     encode_meta,
     every_us,
@@ -48,6 +53,7 @@ from iotml.store.base import (
     AGGREGATE_SCHEMA,
     DEAD_LETTER_SCHEMA,
     SERIES_SCHEMA,
+    DeadLetterStats,
     DeviceRecord,
     Store,
     WriteResult,
@@ -97,20 +103,38 @@ def _append(table: pa.Table, rows: pa.Table) -> pa.Table:
     return out.combine_chunks() if out.column(0).num_chunks > 64 else out
 
 
+def _over_quota(dead: pa.Table, total: int, limits: DeadLetterLimits) -> tuple[int, int]:
+    """How many of the earliest dead letters must go for ``dead`` to fit, and their bytes."""
+    rows, cost = dead_letters_to_evict(dead.num_rows, total, limits)
+    if rows == 0 and cost == 0:
+        return 0, 0
+    spent = np.cumsum(dead_letter_cost(dead))
+    # The fewest earliest rows that are both that many and free that many bytes.
+    n = max(rows, int(np.searchsorted(spent, cost)) + 1 if cost > 0 else 0)
+    return n, int(spent[n - 1])
+
+
 def _copy(record: DeviceRecord) -> DeviceRecord:
     """A record whose ``meta`` the caller may change without changing the store."""
     return replace(record, meta=decode_meta(encode_meta(record.meta)))
 
 
 class MemoryStore(Store):
-    """A :class:`~iotml.store.Store` that keeps everything in Arrow tables in memory."""
+    """A :class:`~iotml.store.Store` that keeps everything in Arrow tables in memory.
 
-    def __init__(self) -> None:
+    ``dead_letters`` bounds what rejected payloads may cost (default: the
+    :class:`~iotml.config.DeadLetterLimits` defaults).
+    """
+
+    def __init__(self, *, dead_letters: DeadLetterLimits | None = None) -> None:
         self._lock = threading.RLock()
         self._closed = False
         self._readings: pa.Table = READING_SCHEMA.empty_table()
         self._events: pa.Table = EVENT_SCHEMA.empty_table()
         self._dead: pa.Table = DEAD_LETTER_SCHEMA.empty_table()
+        self._dead_limits = dead_letters or DeadLetterLimits()
+        self._dead_bytes = 0
+        self._evicted = (0, 0)  # rows, bytes
         self._next_dead_id = 1
         self._units: dict[tuple[str, str], str] = {}
         self._devices: dict[str, DeviceRecord] = {}
@@ -138,7 +162,23 @@ class MemoryStore(Store):
             known = self._readings.select(_KEY)
             new = unique.join(known, keys=_KEY, join_type="left anti") if len(known) else unique
             self._readings = _append(self._readings, conform(new, READING_SCHEMA))
-            return WriteResult(new.num_rows, table.num_rows - new.num_rows)
+            if new.num_rows == table.num_rows:
+                return WriteResult(new.num_rows, 0)
+            found = self._conflicts(rows)
+            return WriteResult(new.num_rows, table.num_rows - new.num_rows, len(found), found)
+
+    def _conflicts(self, rows: pa.Table) -> pa.Table:
+        """Rows (numbered ``_row``) whose value differs from the one now stored for their key.
+
+        Every key of the batch is stored once the batch is written, so the stored value
+        is the value kept: the earlier one, or the batch's first occurrence.
+        """
+        stored = self._readings.rename_columns([*_KEY, "stored"])
+        met = rows.join(stored, keys=_KEY, join_type="inner", use_threads=False)
+        value, kept = met.column("value").to_numpy(), met.column("stored").to_numpy()
+        bad = differs(value, kept)
+        row = met.column("_row").to_numpy()[bad]
+        return conflicts(rows, row.astype(np.int64), kept[bad])
 
     def _readings_in(
         self, device_id: str | None, metric: str | None, start: TimeArg, end: TimeArg
@@ -269,6 +309,7 @@ class MemoryStore(Store):
                 keep = pc.greater_equal(table.column(column), pa.scalar(cutoff, TS_TYPE))
                 setattr(self, attr, table.filter(keep))
                 counts[name] = table.num_rows - getattr(self, attr).num_rows
+            self._dead_bytes = int(dead_letter_cost(self._dead).sum())
         return counts
 
     def export_parquet(
@@ -323,12 +364,20 @@ class MemoryStore(Store):
         check_id(source, "source")
         at = to_us_or_now(received, "received")
         n = len(rejected)
+        limits = self._dead_limits
         with self._lock:
             self._open()
             ids = np.arange(self._next_dead_id, self._next_dead_id + n, dtype=np.int64)
-            rows = dead_letter_rows(pa.array(ids), at, source, content_type, rejected)
+            rows = dead_letter_rows(pa.array(ids), at, source, content_type, rejected,
+                                    limits.keep_bytes)  # fmt: skip
             self._dead = _append(self._dead, rows)
+            self._dead_bytes += int(dead_letter_cost(rows).sum())
             self._next_dead_id += n
+            gone, freed = _over_quota(self._dead, self._dead_bytes, limits)
+            if gone:
+                self._dead = self._dead.slice(gone)  # rows are kept in the order written
+                self._dead_bytes -= freed
+                self._evicted = (self._evicted[0] + gone, self._evicted[1] + freed)
         return n
 
     def dead_letters(
@@ -353,6 +402,12 @@ class MemoryStore(Store):
         with self._lock:
             self._open()
             return len(_select(self._dead, _mask(self._dead, equal, "received", None, None)))
+
+    def dead_letter_stats(self) -> DeadLetterStats:
+        with self._lock:
+            self._open()
+            rows, kept, (gone, freed) = self._dead.num_rows, self._dead_bytes, self._evicted
+        return DeadLetterStats(rows, kept, gone, freed, self._dead_limits)
 
     # -- devices and state ----------------------------------------------------------------
 

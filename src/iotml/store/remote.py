@@ -32,11 +32,20 @@ import orjson
 import pyarrow as pa
 
 from iotml.errors import ConfigError, IotmlError, StoreError, StoreUnavailable, require_extra
-from iotml.store._util import TimeArg, check_batch, encode_meta, every_us, to_us, write_parquet
-from iotml.store.base import DeviceRecord, Store, WriteResult
+from iotml.store._util import (
+    TimeArg,
+    check_batch,
+    encode_meta,
+    every_us,
+    to_us,
+    truncate_rejected,
+    write_parquet,
+)
+from iotml.store.base import DeadLetterStats, DeviceRecord, Store, WriteResult
 from iotml.store.wire import (
     ARROW_STREAM,
     PREFIX,
+    dead_letter_stats_from_json,
     decode_bytes,
     device_from_json,
     encode_bytes,
@@ -44,6 +53,7 @@ from iotml.store.wire import (
     rejected_to_json,
     table_from_ipc,
     table_to_ipc,
+    write_result_from_json,
 )
 from iotml.types import Batch, Events
 
@@ -90,6 +100,7 @@ class RemoteStore(Store):
         self._owned = client is None
         self._client: httpx.Client = client or self._httpx.Client(timeout=timeout_s)
         self._closed = False
+        self._keep_bytes: int | None = None  # the server's, asked once
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.url!r})"
@@ -158,7 +169,7 @@ class RemoteStore(Store):
     def write(self, batch: Batch) -> WriteResult:
         check_batch(batch, Batch, "write()")
         result = self._send_table("write", batch.table)
-        return WriteResult(int(result["stored"]), int(result["duplicates"]))
+        return write_result_from_json(result, batch.table)
 
     def query(
         self,
@@ -248,7 +259,12 @@ class RemoteStore(Store):
         content_type: str | None = None,
         received: TimeArg = None,
     ) -> int:
-        records = [rejected_to_json(r) for r in rejected]
+        if rejected and self._keep_bytes is None:
+            self._keep_bytes = self.dead_letter_stats().limits.keep_bytes
+        # Cut here what the server would cut, so a large rejected payload never travels.
+        keep = self._keep_bytes
+        records = [rejected_to_json(r if keep is None else truncate_rejected(r, keep))
+                   for r in rejected]  # fmt: skip
         at = to_us(received, "received")
         return int(
             self._json(
@@ -269,6 +285,9 @@ class RemoteStore(Store):
 
     def dead_letter_count(self, source: str | None = None) -> int:
         return int(self._json("dead_letter_count", source=source))
+
+    def dead_letter_stats(self) -> DeadLetterStats:
+        return dead_letter_stats_from_json(self._json("dead_letter_stats"))
 
     # -- devices and state ----------------------------------------------------------------
 

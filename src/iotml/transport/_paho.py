@@ -12,14 +12,24 @@ shutting its socket down, which paho's thread sees at once as the end of the str
 
 Messages cross to the event loop through a bounded :class:`~iotml.transport._inbox.Inbox`:
 when it is full, ``on_message`` blocks paho's thread, paho stops reading the socket, and
-TCP backpressure reaches the broker. paho sends a QoS 1 PUBACK only after ``on_message``
-returns, so a message is acknowledged once it is in the inbox, never before; one the
-inbox refuses (shutting down) is never acknowledged, and the broker delivers it again.
+TCP backpressure reaches the broker.
+
+**Acknowledgement after durable.** The client runs with paho's ``manual_ack``: nothing is
+acknowledged when it arrives. :meth:`Subscription.ack` (event loop, once the pipeline has
+committed the message) queues the PUBACK and wakes paho's thread through paho's own
+socket pair, once per batch of acks rather than per message; paho's thread sends the
+queued PUBACKs at its next loop turn (:class:`AckingClient` hooks ``loop_misc``), so
+still only that thread writes to the socket. A message that is never acked — the
+process died, the store refused it, the connection ended first — stays in the broker's
+session and is delivered again (MQTT 3.1.1 §4.4, v5 §4.4); the idempotent store write
+absorbs the copy. The broker's in-flight window (Mosquitto ``max_inflight_messages``,
+default 20) bounds how many messages can wait for their acks, and so how large a
+micro-batch can grow: see docs/live.md.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConnectOptions", "Received", "Subscription", "new_client"]
+__all__ = ["AckingClient", "ConnectOptions", "Received", "Subscription", "new_client"]
 
 import asyncio
 import contextlib
@@ -27,6 +37,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,15 +51,16 @@ if TYPE_CHECKING:
     import paho.mqtt.client as mqtt
 else:
     mqtt = require_extra("paho.mqtt.client", "mqtt")
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 log = logging.getLogger("iotml.mqtt")
 
 R = TypeVar("R")
-Received = tuple[bytes, str, str | None]
-"""One message as the inbox holds it: payload, topic, MQTT v5 content type."""
+Received = tuple[bytes, str, str | None, int, int, int]
+"""One message as the inbox holds it: payload, topic, MQTT v5 content type, when it was
+received (µs since the epoch), its packet id and QoS (what its PUBACK needs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +79,36 @@ class ConnectOptions:
     keepalive_s: int = 60
 
 
-def new_client(options: ConnectOptions) -> mqtt.Client:
-    """A paho client for ``options``: persistent session, no automatic reconnect."""
-    client = mqtt.Client(
+class AckingClient(mqtt.Client):
+    """paho's client, calling ``on_loop`` in its network thread at every loop turn.
+
+    :meth:`wake` (any thread) makes that thread turn its loop at once, through the socket
+    pair paho keeps for the same purpose (its ``publish`` from another thread does this).
+    """
+
+    on_loop: Callable[[], None] | None = None
+
+    def loop_misc(self) -> MQTTErrorCode:
+        if self.on_loop is not None:
+            self.on_loop()
+        return super().loop_misc()
+
+    def wake(self) -> None:
+        sock = self._sockpairW
+        if sock is not None:
+            with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
+                sock.send(b"\0")
+
+
+def new_client(options: ConnectOptions) -> AckingClient:
+    """A paho client for ``options``: persistent session, manual acks, no auto-reconnect."""
+    client = AckingClient(
         CallbackAPIVersion.VERSION2,
         client_id=options.client_id,
         clean_session=None if options.v5 else False,
         protocol=mqtt.MQTTv5 if options.v5 else mqtt.MQTTv311,
         reconnect_on_failure=False,
+        manual_ack=True,
     )
     if options.username is not None:
         client.username_pw_set(options.username, options.password)
@@ -101,8 +135,8 @@ class Subscription:
 
         async with Subscription(options, "devices/+/telemetry", stop) as sub:
             while chunk := await sub.take():
-                for payload, topic, content_type in chunk:
-                    ...
+                for payload, topic, content_type, received_us, mid, qos in chunk:
+                    ...  # once it is durable: sub.ack(mid, qos)
     """
 
     def __init__(
@@ -114,7 +148,7 @@ class Subscription:
         max_buffered: int = 1_000,
         on_subscribed: Callable[[], None] | None = None,
         linger_s: float = 0.001,
-        client_factory: Callable[[ConnectOptions], mqtt.Client] | None = None,
+        client_factory: Callable[[ConnectOptions], AckingClient] | None = None,
     ) -> None:
         self.options = options
         self.topic = topic
@@ -134,6 +168,10 @@ class Subscription:
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_loop = self._send_acks
+        self._acks: deque[tuple[int, int]] = deque()  # (mid, qos): queued by the event loop
+        self._waking = False  # a wake-up for the queued acks is on its way
+        self.acked = 0  # PUBACKs handed to paho
 
     async def __aenter__(self) -> Self:
         stopper = asyncio.create_task(self._stop.wait())
@@ -168,6 +206,24 @@ class Subscription:
         if len(self.inbox) < self._chunk and not self._stop.is_set():
             await asyncio.sleep(self._linger_s)
         return await self.inbox.take()
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a message (its readings are durable); PUBACKs leave in call order."""
+        if qos == 0:
+            return
+        self._acks.append((mid, qos))
+        if not self._waking:
+            self._waking = True
+            self._client.wake()
+
+    def refuse(self, reason: str) -> None:
+        """A message could not be made durable: end the connection, so that the broker
+        delivers it (and everything unacknowledged after it) again to the next session."""
+        if self.inbox.ended is None:
+            log.warning(
+                "ending the MQTT connection to be sent again what was not stored: %s", reason
+            )
+            self._fail(f"not stored, to be delivered again: {reason}")
 
     # ---------------------------------------------------------------- event loop side
 
@@ -260,7 +316,7 @@ class Subscription:
                 log.error("MQTT network thread did not end; leaving it behind (a daemon)")
             else:
                 await asyncio.to_thread(self._thread.join)
-        for name in ("on_connect", "on_subscribe", "on_message", "on_disconnect"):
+        for name in ("on_connect", "on_subscribe", "on_message", "on_disconnect", "on_loop"):
             setattr(self._client, name, None)  # no cycle: the client is freed, sockets closed
 
     def _close_socket(self, *, shutdown: bool) -> None:
@@ -315,6 +371,15 @@ class Subscription:
         refused = f"subscription to {self.topic} refused: {', '.join(failed)}" if failed else None
         call_soon(self._loop, settle, self._suback, refused)
 
+    def _send_acks(self) -> None:
+        """Hand the queued PUBACKs to paho (its thread, between reads)."""
+        self._waking = False  # first: an ack queued from here on wakes the loop again
+        acks, client = self._acks, self._client
+        while acks:
+            mid, qos = acks.popleft()
+            client.ack(mid, qos)
+            self.acked += 1
+
     def _on_stall(self) -> None:
         log.debug("%d messages wait for the pipeline: not reading from the broker", len(self.inbox))
 
@@ -325,7 +390,10 @@ class Subscription:
             log.error("dropped a message whose topic is not UTF-8")
             return
         content_type = getattr(message.properties, "ContentType", None)
-        self.inbox.put((bytes(message.payload), topic, content_type))  # no copy: bytes already
+        received_us = time.time_ns() // 1_000
+        self.inbox.put(
+            (bytes(message.payload), topic, content_type, received_us, message.mid, message.qos)
+        )  # bytes(): no copy, paho's payload is bytes already
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

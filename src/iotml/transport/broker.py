@@ -8,9 +8,14 @@ such as shared subscriptions need an external broker (``iotml serve --broker``).
 It listens on 127.0.0.1 unless told otherwise. Clients that give a username must
 authenticate: the ingester with :attr:`EmbeddedBroker.service_credentials`, a device with
 its iotml token (username = device id, password = token, checked by ``check_device``).
-Clients without one are let in only while ``allow_anonymous`` (the laptop default).
-There is no TLS and no per-topic access control: on a network, run Mosquitto (or EMQX,
-HiveMQ) with authentication, ACLs and TLS, and point ``--broker`` at it.
+Clients without one are let in only with ``allow_anonymous`` (``iotml demo`` turns it on;
+off by default). A device login is bound to its own topics: it publishes only on the
+``publish`` templates with its own id as the device level, and subscribes only to the
+``subscribe`` ones (its commands, its alerts); the ``reserved_client_ids`` (the
+ingester's) are the service login's alone (see :mod:`iotml.transport._broker_auth`).
+There is no TLS: on a network, run Mosquitto (or EMQX, HiveMQ) with authentication,
+ACLs and TLS (``iotml devices acl`` writes the ACL; docs/live.md), and point
+``--broker`` at it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ __all__ = ["EmbeddedBroker"]
 import errno
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
     import amqtt.broker as amqtt_broker
 else:
     amqtt_broker = require_extra("amqtt.broker", "mqtt")
+from iotml.transport._broker_auth import guard_connects
 
 log = logging.getLogger("iotml.broker")
 
@@ -54,8 +60,11 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         port: int = 1883,
         *,
-        allow_anonymous: bool = True,
+        allow_anonymous: bool = False,
         check_device: Callable[[str, str], bool] | None = None,
+        publish: Sequence[str] = ("devices/{device_id}/telemetry",),
+        subscribe: Sequence[str] = (),
+        reserved_client_ids: Sequence[str] = (),
     ) -> None:
         if not 0 < port < 65_536:
             raise ConfigError(f"MQTT port {port!r} is not a TCP port (1-65535)")
@@ -63,6 +72,8 @@ class EmbeddedBroker:
         self.port = port
         self.allow_anonymous = allow_anonymous
         self.check_device = check_device
+        self.publish, self.subscribe = tuple(publish), tuple(subscribe)
+        self.reserved_client_ids = tuple(reserved_client_ids)
         self.service_credentials = ("iotml-service", secrets.token_urlsafe(24))
         self._broker: amqtt_broker.Broker | None = None
 
@@ -80,7 +91,13 @@ class EmbeddedBroker:
                     "service_secret": self.service_credentials[1],
                     "allow_anonymous": self.allow_anonymous,
                     "check_device": self.check_device,
-                }
+                    "reserved_client_ids": self.reserved_client_ids,
+                },
+                "iotml.transport._broker_auth.IotmlTopicPlugin": {
+                    "service_user": self.service_credentials[0],
+                    "publish": self.publish,
+                    "subscribe": self.subscribe,
+                },
             },
         }
 
@@ -88,6 +105,7 @@ class EmbeddedBroker:
         # amqtt logs every connection at INFO and a traceback on a failed bind; our error
         # below says it better, so keep its loggers to real problems.
         logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+        guard_connects()
         broker = amqtt_broker.Broker(self._config())
         try:
             await broker.start()

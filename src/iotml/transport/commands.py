@@ -2,9 +2,10 @@
 command topic.
 
 :class:`MqttCommands` is an ``on_events`` callback of the pipeline, like
-:class:`~iotml.transport.alerts.MqttAlerts` and with its delivery (a bounded queue and a
-task of its own, QoS 1, retries with backoff, ``drain_s`` at shutdown). It ignores every
-event but those of kind ``setpoint`` (raised by
+:class:`~iotml.transport.alerts.MqttAlerts` and with its delivery (a bounded queue and
+tasks of their own, QoS 1, bounded retries with backoff that never hold up the next
+command, then a dead letter with source ``command:mqtt:<topic>``; ``drain_s`` at
+shutdown). It ignores every event but those of kind ``setpoint`` (raised by
 :class:`~iotml.control.bridge.ThermostatStage`), and publishes the command in their
 ``detail["command"]`` — the JSON of :mod:`iotml.codecs.command` — to ``topic`` with
 ``{device_id}`` filled in (default ``devices/{device_id}/cmd``).
@@ -21,7 +22,7 @@ import orjson
 
 from iotml.codecs.command import COMMAND_TOPIC, SETPOINT_KIND
 from iotml.errors import InvalidData
-from iotml.transport.alerts import MqttAlerts
+from iotml.transport.alerts import DeadLetterSink, MqttAlerts
 from iotml.transport.mqtt import MqttSource
 from iotml.types import Events
 
@@ -49,6 +50,7 @@ class MqttCommands(MqttAlerts):
     """
 
     name = "mqtt-commands"
+    _dead_letter_prefix = "command:mqtt:"
 
     def __init__(
         self,
@@ -58,15 +60,17 @@ class MqttCommands(MqttAlerts):
         max_queued: int = 10_000,
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
+        max_retries: int = 5,
         drain_s: float = 5.0,
+        on_dead: DeadLetterSink | None = None,
     ) -> None:
         super().__init__(
             source, topic=topic, max_queued=max_queued, retry_min_s=retry_min_s,
-            retry_max_s=retry_max_s, drain_s=drain_s,
+            retry_max_s=retry_max_s, max_retries=max_retries, drain_s=drain_s, on_dead=on_dead,
         )  # fmt: skip
         self.source = replace(source, client_id=source.client_id + "-commands")
 
     def __call__(self, events: Events) -> None:
         for row in events.to_pylist():
             if row["kind"] == SETPOINT_KIND:
-                self._outbox.put(self._key(row), command_payload(row))
+                self._queue(row, self._key(row), command_payload(row))

@@ -15,9 +15,11 @@ stops reading the socket, and TCP backpressure reaches the broker, which queues 
 per its own limits (Mosquitto: ``max_queued_messages``/``max_queued_bytes``; beyond
 them it drops QoS 1 messages for this client). So the source holds at most
 2 x ``max_buffered`` messages (the buffer, and the chunk being submitted) besides the
-pipeline's own bounded queue. A message is acknowledged (PUBACK) once it is in the
-buffer; ``stop`` closes the connection without acknowledging any more, so the rest stays
-queued in the broker's session. A stall longer than 1.5 x the 60 s keepalive makes the
+pipeline's own bounded queue. A message is acknowledged (PUBACK) only once the pipeline
+has committed its readings (:meth:`~iotml.transport.source.Message.ack`), so a crash of
+this process at any point loses nothing acknowledged; ``stop`` closes the connection,
+and what was received but not yet acknowledged stays queued in the broker's session.
+A stall longer than 1.5 x the 60 s keepalive makes the
 broker drop the connection; the source reconnects and the session resumes. Every
 ``paho`` error is translated into :class:`~iotml.errors.DeviceUnavailable` or retried
 here; nothing above this module sees them.
@@ -25,20 +27,22 @@ here; nothing above this module sees them.
 
 from __future__ import annotations
 
-__all__ = ["MqttSource"]
+__all__ = ["MqttMessages", "MqttSource"]
 
 import asyncio
 import contextlib
 import functools
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Protocol, Self
 from urllib.parse import urlsplit
 
 from iotml.errors import ConfigError, DeviceUnavailable, require_extra
-from iotml.pipeline import Message, Pipeline
 from iotml.transport._paho import ConnectOptions, Subscription
+from iotml.transport.source import Message
 from iotml.transport.topics import TopicTemplate
 
 if TYPE_CHECKING:
@@ -120,45 +124,109 @@ class MqttSource:
             session_expiry_s=self.session_expiry_s, timeout_s=self.timeout_s,
         )  # fmt: skip
 
-    async def run(
-        self, pipeline: Pipeline, stop: asyncio.Event, ready: asyncio.Event | None = None
-    ) -> None:
-        """Receive into ``pipeline`` until ``stop`` is set, reconnecting with backoff.
+    def messages(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> MqttMessages:
+        """The :class:`~iotml.transport.source.Source` of this subscription until ``stop``.
 
         ``ready`` is set each time the subscription is in place (after every reconnect).
-        Once ``stop`` is set, what was already received (and acknowledged) is submitted,
-        the connection is closed and its thread joined before this returns.
         """
-        options = self._options()
-        template = TopicTemplate(self.template)
-        topic = template.shared(self.share_group)
-        delay = self.reconnect_min_s
+        return MqttMessages(self, stop, ready)
+
+    async def run(
+        self, sink: Submits, stop: asyncio.Event, ready: asyncio.Event | None = None
+    ) -> None:
+        """Submit every message to ``sink`` (a pipeline) until ``stop`` is set.
+
+        Once ``stop`` is set, what was already received is submitted, the connection is
+        closed and its thread joined before this returns; what was received but not yet
+        acknowledged stays in the broker's session.
+        """
+        async with self.messages(stop, ready) as messages:
+            async for message in messages:
+                await sink.submit(message)
+
+
+class Submits(Protocol):
+    """Where :meth:`MqttSource.run` hands messages (a :class:`~iotml.pipeline.Pipeline`)."""
+
+    async def submit(self, message: Message) -> None: ...
+
+
+class MqttMessages:
+    """Messages of one :class:`MqttSource` until ``stop``, reconnecting with backoff.
+
+    A :class:`~iotml.transport.source.Source`: ``async with`` checks the settings (a
+    :class:`~iotml.errors.ConfigError` no retry fixes); ``async for`` connects,
+    subscribes and yields every message with its topic's device and receive time. The
+    topic's device is the sender (``device_bound``): a payload naming another device is
+    refused whole and dead-lettered, whatever the broker's ACLs let through. A
+    message's ``ack`` queues its PUBACK; its ``nack`` ends the connection, so the broker
+    delivers again everything not acknowledged. The iteration ends once ``stop`` is set
+    and what was received has been yielded.
+    """
+
+    def __init__(self, config: MqttSource, stop: asyncio.Event, ready: asyncio.Event | None):
+        self.config = config
+        self.name = config.url
+        self._stop = stop
+        self._ready = ready
+        self._options: ConnectOptions | None = None
+
+    async def __aenter__(self) -> Self:
+        self._options = self.config._options()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    async def __aiter__(self) -> AsyncIterator[Message]:
+        config, stop = self.config, self._stop
+        options = self._options or config._options()
+        template = TopicTemplate(config.template)
+        topic = template.shared(config.share_group)
+        delay = config.reconnect_min_s
 
         def subscribed() -> None:
             nonlocal delay
-            log.info("subscribed to %s on %s", topic, self.url)
-            delay = self.reconnect_min_s
-            if ready is not None:
-                ready.set()
+            log.info("subscribed to %s on %s", topic, config.url)
+            delay = config.reconnect_min_s
+            if self._ready is not None:
+                self._ready.set()
 
         while not stop.is_set():
             try:
                 async with Subscription(
-                    options, topic, stop, max_buffered=self.max_buffered, on_subscribed=subscribed
-                ) as subscription:
-                    await _receive(subscription, template, pipeline)
+                    options, topic, stop, max_buffered=config.max_buffered,
+                    on_subscribed=subscribed,
+                ) as subscription:  # fmt: skip
+                    async for message in _receive(subscription, template):
+                        yield message
             except DeviceUnavailable as err:
                 if stop.is_set():
                     return
-                log.warning("broker %s unavailable (%s); retrying in %.1f s", self.url, err, delay)
+                log.warning(
+                    "broker %s unavailable (%s); retrying in %.1f s", config.url, err, delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, self.reconnect_max_s)
+                delay = min(delay * 2, config.reconnect_max_s)
 
 
-async def _receive(subscription: Subscription, template: TopicTemplate, pipeline: Pipeline) -> None:
-    """Submit every message, chunk by chunk, until the subscription ends."""
+async def _receive(subscription: Subscription, template: TopicTemplate) -> AsyncIterator[Message]:
+    """Every message, chunk by chunk, until the subscription ends."""
     device = template.device
+    ack, refuse = subscription.ack, subscription.refuse
     while chunk := await subscription.take():
-        for payload, topic, content_type in chunk:
-            await pipeline.submit(Message(payload, "mqtt:" + topic, device(topic), content_type))
+        for payload, topic, content_type, received_us, mid, qos in chunk:
+
+            def settle(error: str | None, mid: int = mid, qos: int = qos) -> None:
+                if error is None:
+                    ack(mid, qos)
+                else:
+                    refuse(error)
+
+            yield Message(
+                payload, "mqtt:" + topic, device(topic), content_type, received_us,
+                device_bound=True, settle=settle,
+            )  # fmt: skip
