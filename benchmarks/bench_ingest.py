@@ -3,18 +3,24 @@
     python benchmarks/bench_ingest.py throughput [--runs 3] [--json ingest.json]
     python benchmarks/bench_ingest.py latency [--rate 5000] [--seconds 60] [--per-message 1]
     python benchmarks/bench_ingest.py soak [--minutes 10] [--rate 5000]
+    python benchmarks/bench_ingest.py crash [--runs 3] [--crash-messages 20000]
     python benchmarks/bench_ingest.py all --quick          # a ~20 s smoke run of all three
 
 A private Mosquitto (``mosquitto -c conf``, loopback, a free port, ``max_queued_messages 0``
-so a subscriber that falls behind makes the broker queue rather than drop QoS 1 messages)
-is started unless ``--broker`` names one. Every role runs in its own child process: the
+so a subscriber that falls behind makes the broker queue rather than drop QoS 1 messages,
+and ``max_inflight_messages 1000``) is started unless ``--broker`` names one. The in-flight
+window is the knob of acks after durable: iotml PUBACKs a message only once its flush has
+committed, and Mosquitto sends one client at most that many unacknowledged messages, so
+the window bounds a micro-batch; at the default of 20 the ingester waits on the broker
+after every 20 messages. Every role runs in its own child process: the
 publisher (paho-mqtt, QoS 1) and the subscriber under test, so the figures are for cold
 processes and the two compete for the machine's cores as a device fleet and an ingester on
 one small host would.
 
 * ``throughput``: the publisher sends ``--messages`` one-reading flat JSON messages
   (``{"ts": ..., "temp": ...}``, device from the topic, 100 devices) or ``--packs``
-  100-record SenML packs (10 devices x 10 metrics, ``bn``/``bt``/``n``/``u``/``v``) as fast
+  100-record SenML packs (one device per pack on its own topic, 10 metrics x 10 samples,
+  ``bn``/``bt``/``t``/``n``/``u``/``v``: a pack naming other devices is refused) as fast
   as it can. Two subscribers take turns on the same stream: a bare paho-mqtt subscriber
   (callback API, QoS 1, counts messages; readings = messages x readings per message) —
   the ceiling any Python consumer pays — and the iotml ingester
@@ -31,13 +37,18 @@ one small host would.
   ``--warmup`` seconds are dropped.
 * ``soak``: the same paced stream for ``--minutes``; the ingester samples its own RSS
   every ``--rss-every`` seconds. Growth is end RSS against the RSS at the end of minute 1.
+* ``crash``: ``--runs`` times, ``kill -9`` of ``iotml serve --broker`` (a subprocess)
+  mid-stream and a restart on the same home; readings lost and stored twice
+  (:mod:`ingest_crash`).
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import platform
@@ -53,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest_crash import crash as crash_runs
 from ingest_publisher import PREFIX, SHAPES, TEMPLATE, role_publish
 
 # ---------------------------------------------------------------- subscribers
@@ -183,8 +195,10 @@ def role_source(spec: dict[str, Any]) -> dict[str, Any]:
 class Probe:
     """A pipeline stage that records stored counts and publish-to-stored latency.
 
-    Latencies go into a fixed log-spaced histogram (0.01 ms .. 10 min, ~0.5 % bins), so the
-    probe's own memory does not grow with the run: the soak measures iotml, not the probe.
+    Latencies go into a fixed log-spaced histogram (0.01 ms .. 10 min, ~0.5 % bins), and
+    each flush's (time, count) into two flat arrays (16 bytes a flush, not a ~120-byte tuple:
+    with acks after durable a paced stream flushes ~30 times a second), so the probe's own
+    memory barely grows with the run: the soak measures iotml, not the probe.
     """
 
     name = "bench-probe"
@@ -192,7 +206,7 @@ class Probe:
 
     def __init__(self, warmup_s: float = 0.0) -> None:
         self.count = 0
-        self.points: list[tuple[float, int]] = []
+        self._times, self._counts = array.array("d"), array.array("q")
         self.warmup_s = warmup_s
         self.started: float | None = None
         self.hist = np.zeros(self.EDGES_MS.size + 1, dtype=np.int64)
@@ -203,7 +217,8 @@ class Probe:
 
         stored_at = time.time()
         self.count += len(batch)
-        self.points.append((time.perf_counter(), self.count))
+        self._times.append(time.perf_counter())
+        self._counts.append(self.count)
         self.started = stored_at if self.started is None else self.started
         if stored_at - self.started >= self.warmup_s:
             lat_ms = (stored_at * 1e6 - batch.ts_us) / 1000.0
@@ -212,11 +227,177 @@ class Probe:
             self.max_ms = max(self.max_ms, float(lat_ms.max()))
         return Events.empty()
 
+    @property
+    def batches(self) -> int:
+        return len(self._times)
+
+    @property
+    def points(self) -> list[tuple[float, int]]:
+        """(perf_counter, readings so far) at each flush."""
+        return list(zip(self._times, self._counts, strict=True))
+
     def percentile(self, q: float) -> float:
         """The upper edge of the bin holding the q-th percentile (ms)."""
         cum = np.cumsum(self.hist)
         k = int(np.searchsorted(cum, q / 100.0 * cum[-1]))
         return float(self.EDGES_MS[min(k, self.EDGES_MS.size - 1)])
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc >= 2.33): totals over all arenas, in bytes."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+class Tracer:
+    """``--trace``: where the ingester's memory is, logged with every RSS sample (stderr).
+
+    Each sample adds: RSS split into anonymous and file-backed pages (``/proc/self/status``);
+    glibc malloc's heap (``mallinfo2``: bytes in use, free but kept, mmapped); DuckDB's
+    built-in jemalloc, which holds its buffer-managed blocks (allocated, resident); the bytes
+    Arrow's pool holds (``pa.total_allocated_bytes``); DuckDB's own accounting
+    (``duckdb_memory()`` by tag, ``pragma_database_size``); the Python heap
+    (``tracemalloc``, started with the ingester); and the ingester's bounded state
+    (pipeline queue, arrival clock, probe points). Every ``every_s`` seconds after the
+    first minute it also logs the ``tracemalloc`` lines that grew most since the end of
+    minute 1, and the table's row groups. Off by default: tracemalloc slows every
+    allocation.
+    """
+
+    def __init__(self, every_s: float = 30.0, baseline_s: float = 60.0, top: int = 8) -> None:
+        import tracemalloc
+
+        tracemalloc.start(1)
+        self.every_s, self.baseline_s, self.top = every_s, baseline_s, top
+        self.baseline: Any = None
+        self.next_diff = 0.0
+        self.limit: str | None = None
+        self._libc = ctypes.CDLL("libc.so.6")
+        self._libc.mallinfo2.restype = _MallInfo2
+        import _duckdb  # DuckDB's own jemalloc (buffer-managed blocks), symbols duckdb_je_*
+
+        self._je = getattr(ctypes.CDLL(_duckdb.__file__), "duckdb_je_mallctl", None)
+
+    def jemalloc(self) -> dict[str, float]:
+        """DuckDB's jemalloc: bytes allocated and resident (none where it is not built in)."""
+        if self._je is None:
+            return {}
+        epoch = ctypes.c_uint64(1)
+        self._je(b"epoch", None, None, ctypes.byref(epoch), ctypes.sizeof(epoch))
+        out = {}
+        for name in ("allocated", "resident"):
+            v, n = ctypes.c_size_t(), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
+            self._je(f"stats.{name}".encode(), ctypes.byref(v), ctypes.byref(n), None, 0)
+            out[f"je_{name}_mb"] = v.value / 2**20
+        return out
+
+    def malloc(self) -> dict[str, float]:
+        m = self._libc.mallinfo2()
+        return {
+            "heap_mb": m.arena / 2**20,
+            "in_use_mb": (m.uordblks + m.hblkhd) / 2**20,
+            "free_kept_mb": m.fordblks / 2**20,
+            "mmapped_mb": m.hblkhd / 2**20,
+        }
+
+    def trim(self) -> None:
+        """``malloc_trim(0)``: give glibc's free pages back (once, at the end of a run)."""
+        self._libc.malloc_trim(0)
+
+    @staticmethod
+    def proc_status() -> dict[str, float]:
+        fields = {}
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("RssAnon", "RssFile", "VmRSS"):
+                fields[key] = int(rest.split()[0]) / 1024
+        return fields
+
+    def duck(self, store: Any, deep: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with store._db.use("trace") as con:
+            if self.limit is None:
+                self.limit = con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            tags = con.sql(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+            ).fetchall()
+            out["tags_mb"] = {t: b / 2**20 for t, b in tags}
+            size = con.sql(
+                "SELECT memory_usage, wal_size, used_blocks FROM "
+                "pragma_database_size() WHERE database_name = current_database()"
+            ).fetchall()[0]
+            out["memory_usage"], out["wal_size"], out["used_blocks"] = size
+            if deep:
+                out["row_groups"] = con.sql(
+                    "SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('readings')"
+                ).fetchall()[0][0]
+        out["memory_limit"] = self.limit
+        return out
+
+    def sample(self, t: float, store: Any, pipe: Any, probe: Any) -> dict[str, Any]:
+        import tracemalloc
+
+        import pyarrow as pa
+
+        deep = t >= self.next_diff
+        current, _ = tracemalloc.get_traced_memory()
+        out: dict[str, Any] = (
+            self.proc_status()
+            | self.malloc()
+            | self.jemalloc()
+            | {
+                "arrow_mb": pa.total_allocated_bytes() / 2**20,
+                "python_mb": current / 2**20,
+                "duckdb": self.duck(store, deep),
+                "queue": pipe.queue_depth,
+                "arrival_series": len(pipe.arrival),
+                "batches": pipe.metrics.batches,
+                "probe_points": probe.batches,
+            }
+        )
+        if deep:
+            self.next_diff = t + self.every_s
+            snap = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(False, tracemalloc.__file__)]
+            )
+            if self.baseline is None and t >= self.baseline_s:
+                self.baseline = snap
+            elif self.baseline is not None:
+                diff = snap.compare_to(self.baseline, "lineno")[: self.top]
+                out["python_growth"] = [
+                    {"where": str(d.traceback[0]), "kb": d.size_diff / 1024, "count": d.count_diff}
+                    for d in diff
+                ]
+        tags = " ".join(f"{k}={v:.1f}" for k, v in out["duckdb"]["tags_mb"].items())
+        print(
+            f"[trace {t:6.0f} s] rss {out['VmRSS']:.1f} (anon {out['RssAnon']:.1f} file "
+            f"{out['RssFile']:.1f}) | malloc heap {out['heap_mb']:.1f} in use "
+            f"{out['in_use_mb']:.1f} free {out['free_kept_mb']:.1f} | duckdb jemalloc "
+            f"{out.get('je_allocated_mb', 0):.1f} resident {out.get('je_resident_mb', 0):.1f} "
+            f"| arrow {out['arrow_mb']:.1f} | python {out['python_mb']:.1f} | duckdb "
+            f"{out['duckdb']['memory_usage']} [{tags}] wal {out['duckdb']['wal_size']} "
+            f"rg {out['duckdb'].get('row_groups', '-')} | queue {out['queue']} arrival "
+            f"{out['arrival_series']} batches {out['batches']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        for d in out.get("python_growth", []):
+            print(f"    {d['kb']:+9.1f} KiB {d['count']:+7d}  {d['where']}", file=sys.stderr)
+        return out
 
 
 async def ingest(spec: dict[str, Any], probe: Probe, samples: list[dict[str, Any]]) -> int:
@@ -233,6 +414,7 @@ async def ingest(spec: dict[str, Any], probe: Probe, samples: list[dict[str, Any
                         session_expiry_s=0)  # fmt: skip
     expected = spec["count"] * spec["per_message"]
     me, t0 = psutil.Process(), time.perf_counter()
+    tracer = Tracer(spec.get("trace_every") or 30.0) if spec.get("trace") else None
     path = Path(spec["dir"]) / f"ingest-{os.getpid()}.duckdb"
     with DuckDBStore(path) as store:
         knobs = {k: spec[k] for k in ("max_messages", "max_delay_s") if spec.get(k)}
@@ -252,10 +434,21 @@ async def ingest(spec: dict[str, Any], probe: Probe, samples: list[dict[str, Any
                     samples.append({"t": now - t0, "rss_mb": me.memory_info().rss / 2**20,
                                     "received": pipe.metrics.received,
                                     "stored": pipe.metrics.stored})  # fmt: skip
+                    if tracer is not None:
+                        samples[-1]["trace"] = await asyncio.to_thread(
+                            tracer.sample, now - t0, store, pipe, probe
+                        )
                     next_sample = now + spec["sample_s"]
                 pipe.flushed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pipe.flushed.wait(), 1.0)
+            if tracer is not None:  # how much of the RSS is free memory glibc kept
+                before = me.memory_info().rss / 2**20
+                tracer.trim()
+                after = me.memory_info().rss / 2**20
+                print(f"[trace end] rss {before:.1f} MB, after malloc_trim(0) {after:.1f} MB",
+                      file=sys.stderr)  # fmt: skip
+                samples[-1]["trace_end"] = {"rss_mb": before, "after_malloc_trim_mb": after}
             stop.set()
             await task
         rows = store._db.arrow("count", "SELECT count(*) AS n FROM readings")
@@ -276,7 +469,7 @@ def role_iotml(spec: dict[str, Any]) -> dict[str, Any]:
         rows = asyncio.run(ingest(spec, probe, samples))
     total = spec["count"] * spec["per_message"]
     out: dict[str, Any] = {"readings": probe.count, "rows_in_store": rows, "cpu_s": cpu_s() - cpu0,
-                           "batches": len(probe.points)}  # fmt: skip
+                           "batches": probe.batches}  # fmt: skip
     if probe.count >= total:
         out["readings_per_s"] = steady_rate(probe.points, total)
     if spec.get("latency"):
@@ -287,7 +480,8 @@ def role_iotml(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def latency_summary(probe: Probe, warmup_s: float) -> dict[str, Any]:
-    spans = [p for p in probe.points if p[0] - probe.points[0][0] >= warmup_s]
+    points = probe.points
+    spans = [p for p in points if p[0] - points[0][0] >= warmup_s]
     rate = (spans[-1][1] - spans[0][1]) / (spans[-1][0] - spans[0][0]) if len(spans) > 1 else 0
     q = [probe.percentile(x) for x in (50, 95, 99)]
     return {"latency_ms": {"p50": q[0], "p95": q[1], "p99": q[2], "max": probe.max_ms,
@@ -328,8 +522,10 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     conf = workdir / "mosquitto.conf"
+    # acks after durable need a window larger than one flush: with Mosquitto's default
+    # max_inflight_messages (20) a micro-batch could never hold more than 20 messages.
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 0\n")  # fmt: skip
+                    "max_queued_messages 0\nmax_inflight_messages 1000\n")  # fmt: skip
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -413,6 +609,11 @@ def soak(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def crash(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    return crash_runs(args.runs, base["host"], base["port"], Path(base["dir"]),
+                      args.crash_messages, args.crash_stall)  # fmt: skip
+
+
 def machine() -> dict[str, Any]:
     import duckdb
     import paho.mqtt
@@ -426,8 +627,17 @@ def machine() -> dict[str, Any]:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["throughput", "latency", "soak", "all"], nargs="?")
-    parser.add_argument("--runs", type=int, default=3, help="throughput runs per shape")
+    parser.add_argument(
+        "what", choices=["throughput", "latency", "soak", "crash", "all"], nargs="?"
+    )
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs per shape, crash runs")
+    parser.add_argument("--crash-messages", type=int, default=20_000, help="messages per crash run")
+    parser.add_argument(
+        "--crash-stall",
+        type=float,
+        default=10.0,
+        help="crash: seconds without a new stored reading after which the rest count as lost",
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -442,6 +652,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds dropped (latency)")
     parser.add_argument("--minutes", type=float, default=10.0, help="soak length")
     parser.add_argument("--rss-every", type=float, default=5.0)
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="soak/latency: log where the ingester's memory is with every RSS sample "
+        "(tracemalloc, glibc malloc, Arrow, DuckDB; slows the ingester, for diagnosis)",
+    )
+    parser.add_argument("--trace-every", type=float, default=30.0,
+                        help="seconds between tracemalloc diffs under --trace")  # fmt: skip
     parser.add_argument(
         "--max-delay",
         type=float,
@@ -467,6 +685,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.messages, args.packs, args.latency_runs = 1, 5000, 1500, 1
+        args.crash_messages = 3000
         args.seconds, args.minutes, args.warmup, args.rss_every = 3.0, 0.05, 0.5, 0.5
     return args
 
@@ -486,14 +705,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         host, port = "127.0.0.1", str(port_no)
     base = {"host": host, "port": int(port), "dir": str(workdir), "timeout_s": 300,
             "sample_s": 1.0, "profile": args.profile, "max_delay_s": args.max_delay,
-            "max_messages": args.max_messages}  # fmt: skip
+            "max_messages": args.max_messages, "trace": args.trace,
+            "trace_every": args.trace_every}  # fmt: skip
     results: dict[str, Any] = {"argv": sys.argv, "machine": machine()}
     try:
         what = ["throughput", "latency", "soak"] if args.what in (None, "all") else [args.what]
         for name in what:
-            results[name] = {"throughput": throughput, "latency": latency, "soak": soak}[name](
-                args, base
-            )
+            modes = {"throughput": throughput, "latency": latency, "soak": soak, "crash": crash}
+            results[name] = modes[name](args, base)
     finally:
         if broker is not None:
             broker.terminate()
