@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 from iotml.codecs.common import Rejected
 from iotml.config import DeadLetterLimits
 from iotml.errors import StoreError, StoreUnavailable
-from iotml.store import DuckDBStore, MemoryStore, WriteResult
+from iotml.store import DuckDBStore, MemoryStore, WriteResult, _duck
+from iotml.store._duck import Database
 from iotml.types import Batch, Events
 
 
@@ -219,6 +221,49 @@ def test_two_handles_on_one_file_share_data_and_dedupe(tmp_path: Path) -> None:
         written = two.write(batch([("a", "t", 1, 2.0), ("a", "t", 2, 2.0)]))
         assert written == WriteResult(1, 1, conflicts=1)
         assert one.query().values.tolist() == [1.0, 2.0]
+
+
+def test_units_set_again_unchanged_cost_no_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pipeline sets its batch's units at every flush; each INSERT ... ON CONFLICT grows
+    # DuckDB's heap (its buffer pool keeps ~1 KB per temporary block until a purge), so a
+    # unit known to be stored as it is is not written again, by any handle on the file.
+    path = tmp_path / "iotml.duckdb"
+    writes: list[str] = []
+    transaction = Database.transaction
+
+    def counted(self: Database, what: str) -> Any:
+        writes.append(what)
+        return transaction(self, what)
+
+    with DuckDBStore(path) as one, DuckDBStore(path) as two:
+        one.set_units({("a", "t"): "Cel", ("a", "h"): "%RH"})
+        monkeypatch.setattr(Database, "transaction", counted)
+        two.set_units({("a", "t"): "Cel"})
+        one.set_units({("a", "h"): "%RH", ("a", "t"): "Cel"})
+        assert writes == []
+        two.set_units({("a", "t"): "K", ("a", "h"): "%RH"})  # one changed: one write
+        assert writes == ["set units"]
+        one.write(batch([("a", "t", 1, 1.0), ("a", "h", 1, 50.0)]))
+        assert one.series()["unit"].to_pylist() == ["%RH", "K"]
+    # Changed behind the store's back while closed (another process): reopening forgets.
+    other = duckdb.connect(str(path))
+    other.execute("UPDATE series_meta SET unit = 'F' WHERE metric = 't'")
+    other.close()
+    with DuckDBStore(path) as store:
+        store.set_units({("a", "t"): "K"})
+        assert store.series()["unit"].to_pylist() == ["%RH", "K"]
+
+
+def test_remembered_units_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_duck, "UNITS_REMEMBERED", 2)
+    with DuckDBStore(tmp_path / "iotml.duckdb") as store:
+        store.write(batch([("a", m, 1, 1.0) for m in "xyz"]))
+        for unit in ("u1", "u2"):
+            store.set_units({("a", m): unit for m in "xyz"})
+            assert len(store._db._shared.units) <= 2
+            assert store.series()["unit"].to_pylist() == [unit] * 3
 
 
 _ZONE_PROBE = """
