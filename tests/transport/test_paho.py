@@ -10,6 +10,7 @@ is shut down (then the broker delivers the message again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import select
@@ -206,7 +207,8 @@ class FakePaho:
             self.finished = True
 
     def wake(self) -> None:
-        self._wake_w.send(b"w")
+        with contextlib.suppress(OSError):  # closed once the connection ended, as paho's is
+            self._wake_w.send(b"w")
 
     def ack(self, mid: int, qos: int) -> None:
         assert threading.current_thread().name.startswith("iotml-mqtt"), "paho's thread only"
