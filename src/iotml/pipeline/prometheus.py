@@ -67,14 +67,22 @@ _DEAD_LETTERS = (
 
 def render(metrics: PipelineMetrics, dead_letters: DeadLetterStats | None = None) -> str:
     """The metrics as Prometheus text, version 0.0.4, with the store's dead letters if given."""
-    lines = []
-    for name, kind, help_text, attr in _SERIES:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines.append(f"{name} {getattr(metrics, attr)}")
+    lines = _series(_SERIES, metrics)
     name = "iotml_rejected_total"
     lines += [f"# HELP {name} Rejected payloads and records, by reason.", f"# TYPE {name} counter"]
     lines += [f'{name}{{reason="{_label(r)}"}} {n}' for r, n in sorted(metrics.rejected.items())]
-    for name, kind, help_text, attr in _DEAD_LETTERS if dead_letters is not None else ():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines.append(f"{name} {getattr(dead_letters, attr)}")
+    if dead_letters is not None:
+        lines += _series(_DEAD_LETTERS, dead_letters)
     return "\n".join(lines) + "\n"
+
+
+def _series(table: tuple[tuple[str, str, str, str], ...], source: object) -> list[str]:
+    """HELP, TYPE and value lines of each series, the value read from ``source``."""
+    lines = []
+    for name, kind, help_text, attr in table:
+        lines += [
+            f"# HELP {name} {help_text}",
+            f"# TYPE {name} {kind}",
+            f"{name} {getattr(source, attr)}",
+        ]
+    return lines
