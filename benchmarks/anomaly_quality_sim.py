@@ -191,7 +191,7 @@ def report_fleet(r: dict[str, Any]) -> None:
 # -- false alarms on clean series ------------------------------------------------------------
 def false_alarms(args: argparse.Namespace) -> dict[str, Any]:
     ts, x = clean_series(args.series, args.readings, args.seed)
-    stage = AnomalyStage(make_detector("default"), AlertRule())
+    stage = AnomalyStage(make_detector(getattr(args, "detector", "default")), AlertRule())
     ids = np.asarray([f"s{i:05d}" for i in range(args.series)], dtype=object)
     per, events = 10, []
     started = time.perf_counter()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from iotml.anomaly import (
     EWMA,
+    Adaptive,
     Combined,
     Detector,
     Gap,
@@ -41,5 +42,6 @@ DETECTORS: list[tuple[str, Callable[[], Detector]]] = [
     ("stuck", lambda: Stuck(warmup=20)),
     ("gap", lambda: Gap(warmup=20)),
     ("rate", lambda: RateOfChange(warmup=20)),
+    ("adaptive", lambda: Adaptive(halflife=50, warmup=20)),
     ("river-hst", _river_hst),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from iotml.anomaly._series import SeriesIndex, rounds
+from iotml.anomaly.adaptive import Adaptive
 from iotml.anomaly.alerts import AlertRule
 from iotml.anomaly.base import (
     SCORE_DECADES,
@@ -27,6 +28,7 @@ __all__ = [
     "DETECTORS",
     "EWMA",
     "SCORE_DECADES",
+    "Adaptive",
     "AlertRule",
     "Combined",
     "Detector",

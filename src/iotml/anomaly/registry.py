@@ -6,10 +6,12 @@ a stuck-sensor rule and a gap rule, combined so each reading reports the detecto
 surprised by it. Page-Hinkley (``changepoint``) finds smaller shifts sooner but also
 fires on any slow cycle that is large against the noise (a daily temperature swing), so
 it is not in the default; ``multivariate`` adds the per-device PCA detector (channels
-that stop moving together).
+that stop moving together). ``adaptive`` is the default's stuck and gap rules around
+:class:`~iotml.anomaly.adaptive.Adaptive` (its own daily/weekly seasonality, trend,
+AR(1)-whitened and Student-t-calibrated residuals) instead of the robust baseline.
 
 >>> sorted(DETECTORS)[:3]
-['changepoint', 'default', 'ewma']
+['adaptive', 'changepoint', 'default']
 >>> make_detector("default", warmup=10).parts
 ('robust', 'stuck', 'gap')
 """
@@ -20,6 +22,7 @@ __all__ = ["DETECTORS", "default_detector", "make_detector"]
 
 from collections.abc import Callable
 
+from iotml.anomaly.adaptive import Adaptive
 from iotml.anomaly.base import Detector
 from iotml.anomaly.changepoint import PageHinkley
 from iotml.anomaly.combined import Combined
@@ -49,6 +52,9 @@ def _multivariate(warmup: int) -> Detector:
 
 DETECTORS: dict[str, Callable[[int], Detector]] = {
     "default": default_detector,
+    "adaptive": lambda warmup: Combined(
+        [Adaptive(warmup=warmup), Stuck(warmup=max(warmup, 50)), Gap(warmup=max(warmup // 2, 5))]
+    ),
     "multivariate": _multivariate,
     "robust": lambda warmup: RobustBaseline(warmup=warmup),
     "ewma": lambda warmup: EWMA(warmup=warmup),

@@ -1,0 +1,138 @@
+"""Adaptive: seasonality found per series, calibration on clean correlated and heavy-tailed
+series, gated learning, adoption of a lasting change."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from iotml.anomaly import Adaptive, make_detector
+from iotml.errors import ConfigError
+from iotml.types import Batch
+
+STEP_US = 300 * 10**6  # 5-minute readings
+DAY = 288
+
+
+def _batch(values: np.ndarray, series: int = 1, step_us: int = STEP_US) -> Batch:
+    """``values`` of shape (readings, series), interleaved as they would arrive."""
+    values = values.reshape(len(values), -1)
+    n, k = values.shape
+    ts = np.repeat(np.arange(n, dtype=np.int64) * step_us, k)
+    ids = np.tile(np.asarray([f"s{i}" for i in range(k)], dtype=object), n)
+    return Batch.from_arrays(ids, np.full(n * k, "v", dtype=object), ts, values.ravel())
+
+
+def _ar1(rng: np.random.Generator, n: int, k: int, phi: float) -> np.ndarray:
+    e = rng.normal(0.0, np.sqrt(1 - phi * phi), (n, k))
+    out = np.empty((n, k))
+    out[0] = rng.normal(0.0, 1.0, k)
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + e[i]
+    return out
+
+
+def _daily(n: int, k: int, amp: float = 5.0) -> np.ndarray:
+    return amp * np.sin(2 * np.pi * np.arange(n) / DAY)[:, None] * np.ones((1, k))
+
+
+def test_a_daily_cycle_is_modelled_and_a_series_without_one_stays_flat() -> None:
+    rng = np.random.default_rng(1)
+    n = 6 * DAY
+    cyc = 20 + _daily(n, 1)[:, 0] + rng.normal(0, 0.3, n)
+    noise = 20 + rng.normal(0, 0.3, n)
+    det = Adaptive()
+    det.update(_batch(np.stack([cyc, noise], axis=1)))
+    assert det.model_of("s0", "v") == "daily"
+    assert det.model_of("s1", "v") == "flat"
+
+
+KNOWN_SHORT = pytest.mark.xfail(
+    strict=True,
+    reason="issue 17, open: on AR(1) with phi = 0.99 the drift statistic still alarms on "
+    "about 0.1 % of clean readings (its spread is learned from too few independent values)",
+)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "ar1-0.9",
+        pytest.param("ar1-0.99", marks=KNOWN_SHORT),
+        "daily+ar1",
+        "student-t-3",
+        "quantised",
+        "random-walk",
+    ],
+)
+def test_clean_series_stay_below_the_alarm_score(kind: str) -> None:
+    """The promise of a score of 0.5 (p = 1e-6): over 40 series x 4,000 clean readings
+    (160,000), essentially nothing reaches it."""
+    rng = np.random.default_rng(zlib.crc32(kind.encode()))
+    n, k = 4_000, 40
+    if kind.startswith("ar1"):
+        x = _ar1(rng, n, k, float(kind.split("-")[1]))
+    elif kind == "daily+ar1":
+        x = _daily(n, k) + _ar1(rng, n, k, 0.7) * 0.5
+    elif kind == "student-t-3":
+        x = rng.standard_t(3, (n, k))
+    elif kind == "quantised":
+        x = np.round(_daily(n, k, 3.0) + _ar1(rng, n, k, 0.5))
+    else:
+        x = np.cumsum(rng.normal(0, 0.1, (n, k)), axis=0)
+    s = make_detector("adaptive").update(_batch(100.0 + x, k))
+    assert np.mean(s.score >= 0.5) <= 2e-4, kind  # <= 32 of 160,000
+
+
+def test_the_plus_15_degree_hour_on_a_daily_cycle_alerts() -> None:
+    """The case the robust baseline missed (peak score 0.33): a +15 degree, 50-minute
+    excursion on a +/-5 degree daily cycle with noise 0.3."""
+    rng = np.random.default_rng(7)
+    n = 10 * DAY
+    v = 20 + _daily(n, 1)[:, 0] + rng.normal(0, 0.3, n)
+    at = 9 * DAY + 100
+    v[at : at + 10] += 15.0
+    s = make_detector("adaptive").update(_batch(v))
+    assert s.score[at] > 0.5
+    assert s.score[: at - 1].max() < 0.5
+
+
+def test_a_long_excursion_stays_flagged_and_is_not_learned() -> None:
+    rng = np.random.default_rng(3)
+    v = rng.normal(0, 1, 3_000)
+    v[2_000:2_080] += 8.0  # 80 readings, shorter than adopt_after
+    s = Adaptive(adopt_after=100).update(_batch(v))
+    assert (s.score[2_000:2_080] > 0.5).mean() > 0.9
+    assert s.score[2_120:].max() < 0.5  # back to normal: nothing was absorbed
+
+
+def test_a_lasting_shift_is_adopted_after_adopt_after_readings() -> None:
+    rng = np.random.default_rng(4)
+    v = rng.normal(0, 1, 3_000)
+    v[1_500:] += 10.0
+    s = Adaptive(adopt_after=100).update(_batch(v))
+    assert (s.score[1_500:1_590] > 0.5).all()
+    assert s.score[1_700:].max() < 0.5
+
+
+def test_a_small_lasting_shift_is_caught_by_the_drift_statistic() -> None:
+    """A 2-sd shift: no one reading stands out (p ~ 0.05), the accumulated innovations do."""
+    rng = np.random.default_rng(5)
+    v = rng.normal(0, 1, 3_000)
+    v[2_000:] += 2.0
+    s = Adaptive().update(_batch(v))
+    assert s.score[:2_000].max() < 0.5
+    assert s.score[2_000:2_100].max() > 0.5
+
+
+def test_parameters_are_checked() -> None:
+    with pytest.raises(ConfigError, match="daily_bins"):
+        Adaptive(daily_bins=1)
+    with pytest.raises(ConfigError, match="choose"):
+        Adaptive(choose=0.0)
+    with pytest.raises(ConfigError, match="gate"):
+        Adaptive(gate=1.5)
+    with pytest.raises(ConfigError, match="adopt_after"):
+        Adaptive(adopt_after=0)
