@@ -64,6 +64,7 @@ import numpy.typing as npt
 from scipy.special import log_ndtr
 
 from iotml.anomaly.base import SeriesDetector
+from iotml.anomaly.seasonal import _gaussian_equivalent
 from iotml.anomaly.univariate import _alpha, _resolution, _score_to_z
 from iotml.errors import ConfigError
 
@@ -77,12 +78,6 @@ WEEK_US = 7 * DAY_US
 _M = len(MODELS)
 _PER_MODEL = ("c0", "c1", "r_prev", "v_e", "v4_e", "mse", "run_r", "cus", "v_cus")
 _CLIP = 4.0  # standardised innovations are clipped here before they are accumulated
-
-
-def _gaussian_equivalent(t: F64, nu: F64) -> F64:
-    """``|z|`` with the two-sided tail of Student's ``t`` on ``nu`` dof (Wallace, 1959)."""
-    z: F64 = np.sqrt(nu * np.log1p(t * t / nu)) * (8.0 * nu + 1.0) / (8.0 * nu + 3.0)
-    return z
 
 
 class Adaptive(SeriesDetector):
