@@ -15,8 +15,9 @@ any BLAS pool to one thread).
 Cases (readings/s):
 
 * ``RobustBaseline`` (the default univariate baseline) and ``default_detector()`` (robust
-  baseline + stuck + gap, combined): ``update(batch)`` on every timed batch, string keys
-  to slots included;
+  baseline + stuck + gap, combined), ``Adaptive`` and ``make_detector("adaptive")``
+  (adaptive + stuck + gap): ``update(batch)`` on every timed batch, string keys to slots
+  included;
 * the **floor**: a bare numpy rolling z-score, per-series ring buffer of the last 64
   values, ``z = (x - mean) / std`` computed over the batch, slots known in advance (no
   key lookup); once recomputing mean/std over the window, once with running sums;
@@ -56,7 +57,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from iotml.anomaly import RiverDetector, RobustBaseline, default_detector
+from iotml.anomaly import Adaptive, RiverDetector, RobustBaseline, default_detector, make_detector
 from iotml.anomaly._series import SeriesIndex
 from iotml.pipeline import AnomalyStage
 from iotml.types import Batch
@@ -254,6 +255,8 @@ def build_cases(w: Workload, args: argparse.Namespace) -> dict[str, Timed]:
     return {
         "RobustBaseline": batch_case(RobustBaseline, w, args.warmup),
         "default_detector()": batch_case(default_detector, w, args.warmup),
+        "Adaptive": batch_case(Adaptive, w, args.warmup),
+        'make_detector("adaptive")': batch_case(lambda: make_detector("adaptive"), w, args.warmup),
         "numpy rolling z, window recomputed (floor)": floor_case(RollingZ, w, args.warmup),
         "numpy rolling z, running sums (floor)": floor_case(RollingZSums, w, args.warmup),
         "SeriesIndex.slots alone (keys to slots)": slots_case(w, args.warmup),

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from iotml.cli import app
+from iotml.codecs import encode_parquet, encode_senml_json
+from iotml.store import DuckDBStore
+from iotml.types import Batch
 
 runner = CliRunner()
 
@@ -97,3 +103,101 @@ def test_bad_input_is_named_and_rows_out_of_time_order_are_skipped(tmp_path: Pat
     assert summary["rows"] == 5
     assert summary["scored_rows"] == 3  # row 4 goes back in time; row 5 has no number
     assert "earlier than an earlier row" in summary["skipped"][0]
+
+
+# -- reading by reading: Parquet, SenML, the store ----------------------------------------------
+T0_US = 1_772_323_200_000_000  # 2026-03-01T00:00:00Z
+
+
+def _readings(n: int = 400, spike: int = 300, devices: tuple[str, ...] = ("pump-1",)) -> Batch:
+    rng = np.random.default_rng(5)
+    parts = []
+    for k, device in enumerate(devices):
+        v = 20 + rng.normal(0, 0.2, n)
+        if k == 0:
+            v[spike] += 10
+        ts = T0_US + np.arange(n, dtype=np.int64) * 10_000_000
+        parts.append(Batch.from_arrays([device] * n, ["temp"] * n, ts, v))
+    return Batch.concat(parts)
+
+
+def _flagged(table: pa.Table) -> list[tuple[str, int]]:
+    rows = table.filter(pc.equal(table.column("is_anomaly"), 1))
+    return list(
+        zip(
+            rows.column("device_id").to_pylist(),
+            [int(t.timestamp() * 1e6) for t in rows.column("ts").to_pylist()],
+            strict=True,
+        )
+    )
+
+
+def test_a_parquet_file_is_scored_reading_by_reading_into_parquet(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    src.write_bytes(encode_parquet(_readings()))
+    code, text = _detect(str(src), "-o", str(out), "--warmup", "50", "--json")
+    assert code == 0, text
+    summary = orjson.loads(text)
+    assert (summary["readings"], summary["series"], summary["anomalies"]) == (400, 1, 1)
+    table = pq.read_table(out)
+    assert table.num_rows == 400
+    assert table.column_names[-3:] == ["anomaly_score", "is_anomaly", "anomaly_source"]
+    assert _flagged(table) == [("pump-1", T0_US + 300 * 10_000_000)]
+
+
+def test_senml_of_two_devices_flags_only_the_device_with_the_spike(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.senml.json", tmp_path / "out.csv"
+    src.write_bytes(encode_senml_json(_readings(devices=("pump-1", "pump-2"))))
+    code, text = _detect(str(src), "-o", str(out), "--warmup", "50")
+    assert code == 0, text
+    table = pcsv.read_csv(out)
+    assert table.num_rows == 800
+    assert _flagged(table) == [("pump-1", T0_US + 300 * 10_000_000)]
+
+
+def test_a_series_in_the_store_is_scored_without_a_file(tmp_path: Path) -> None:
+    db, out = tmp_path / "iotml.duckdb", tmp_path / "out.csv"
+    with DuckDBStore(db) as store:
+        store.write(_readings(devices=("pump-1", "pump-2")))
+    result = runner.invoke(
+        app,
+        ["--store", str(db), "detect", "-o", str(out), "--device", "pump-1", "--metric", "temp",
+         "--start", "2026-03-01T00:10:00Z", "--warmup", "20", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output)["readings"] == 400 - 60  # from 00:10, one device
+    assert _flagged(pcsv.read_csv(out)) == [("pump-1", T0_US + 300 * 10_000_000)]
+
+
+def test_a_wide_parquet_with_a_label_column_is_evaluated(tmp_path: Path) -> None:
+    n = 400
+    rng = np.random.default_rng(8)
+    temp = 20 + rng.normal(0, 0.2, n)
+    temp[300] += 10
+    label = np.zeros(n)
+    label[300] = 1.0
+    ts = pa.array(T0_US + np.arange(n, dtype=np.int64) * 10_000_000, pa.timestamp("us", "UTC"))
+    src, out = tmp_path / "wide.parquet", tmp_path / "out.csv"
+    pq.write_table(pa.table({"ts": ts, "temp": temp, "anomaly": label}), src)
+    code, text = _detect(
+        str(src), "-o", str(out), "--device", "m1", "--label", "anomaly", "--warmup", "50", "--json"
+    )
+    assert code == 0, text
+    summary = orjson.loads(text)
+    assert summary["readings"] == n  # the label is not scored
+    assert (summary["evaluation"]["tp"], summary["evaluation"]["fp"]) == (1, 0)
+
+
+def test_reading_by_reading_input_errors_name_the_problem(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.parquet", tmp_path / "out.csv"
+    src.write_bytes(encode_parquet(_readings()))
+    code, text = _detect(str(src), "-o", str(out), "--ignore", "pressure")
+    assert code != 0
+    assert "metric 'pressure' is not in the input" in text
+    db = tmp_path / "empty.duckdb"
+    result = runner.invoke(app, ["--store", str(db), "detect", "-o", str(out), "--label", "x"])
+    assert result.exit_code != 0
+    assert "--label needs a file" in result.output
+    result = runner.invoke(app, ["--store", str(db), "detect", "-o", str(out)])
+    assert result.exit_code != 0
+    assert "nothing to score" in result.output
