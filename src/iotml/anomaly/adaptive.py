@@ -150,8 +150,6 @@ class Adaptive(SeriesDetector):
         self.alpha_c = _alpha(drift_halflife, "drift_halflife")
         self.cus_sd = float(np.sqrt(self.alpha_c / (2.0 - self.alpha_c)))
         self.alpha_v = _alpha(10.0 * halflife)  # the drift statistic's own spread: slow
-        self.ess_v = (2.0 - self.alpha_v) / self.alpha_v
-        self.indep_c = self.alpha_c / (2.0 - self.alpha_c)  # (1 - phi) / (1 + phi) of the EW mean
         self.ess = (2.0 - self.alpha) / self.alpha
         self.daily_bins, self.weekly, self.choose = daily_bins, bool(weekly), float(choose)
         self.gate_z, self.adopt_after, self.min_std = _score_to_z(gate), adopt, float(min_std)
@@ -239,12 +237,12 @@ class Adaptive(SeriesDetector):
         u = np.clip(e / np.sqrt(np.maximum(v_e, floor2)), -_CLIP, _CLIP)
         cus = np.where(ready, a["cus"][s] + self.alpha_c * (u - a["cus"][s]), 0.0)
         # its null spread: the white-noise one, or what this series has shown if larger
-        # (innovations of an imperfect model are not white), on t with its effective size
+        # (the innovations of an imperfect model are not white); an average of many
+        # innovations, so referred to the normal
         v_cus = a["v_cus"][s]
         since = np.maximum(n - self.warmup, 0).astype(np.float64)[:, None]
-        nu_c = np.clip(np.minimum(since + 1.0, self.ess_v) * self.indep_c, 3.0, 200.0)
         spread = np.sqrt(np.maximum(v_cus, self.cus_sd**2))
-        z_c = np.where(ready, _t_to_z(cus / spread, nu_c), 0.0)
+        z_c = np.where(ready, np.abs(cus) / spread, 0.0)
         z = np.maximum(np.maximum(z_e, z_r), z_c)
         m = self._choice(s, ts)
         rows = np.arange(s.size)
