@@ -228,25 +228,27 @@ class Adaptive(SeriesDetector):
         floor2 = np.square(
             np.maximum(np.maximum(0.25 * q, self.min_std), 1e-6 * np.maximum(np.abs(x), 1.0))
         )[:, None]
-        excess = v4 / np.maximum(v_e * v_e, 1e-300) - 3.0
-        nu_e = np.clip(4.0 + 6.0 / np.maximum(excess, 1e-3), 4.5, 200.0)
-        nu_r = np.clip(np.minimum(nu_e, self.ess * (1.0 - phi) / (1.0 + phi)), 3.0, 200.0)
-        z_e = _t_to_z(e / np.sqrt(np.maximum(v_e, floor2)), nu_e)
-        z_r = _t_to_z(r / np.sqrt(np.maximum(c0, floor2)), nu_r)
         ready = (n >= self.warmup)[:, None]
         u = np.clip(e / np.sqrt(np.maximum(v_e, floor2)), -_CLIP, _CLIP)
         cus = np.where(ready, a["cus"][s] + self.alpha_c * (u - a["cus"][s]), 0.0)
-        # its null spread: the white-noise one, or what this series has shown if larger
-        # (the innovations of an imperfect model are not white); an average of many
-        # innovations, so referred to the normal
         v_cus = a["v_cus"][s]
         since = np.maximum(n - self.warmup, 0).astype(np.float64)[:, None]
-        spread = np.sqrt(np.maximum(v_cus, self.cus_sd**2))
-        z_c = np.where(ready, np.abs(cus) / spread, 0.0)
-        z = np.maximum(np.maximum(z_e, z_r), z_c)
+        # the statistics of the chosen model only: the others are kept up, not scored
         m = self._choice(s, ts)
         rows = np.arange(s.size)
-        raw = np.where(n >= 2, z[rows, m], 0.0)
+        e_m, r_m, ve_m, c0_m = e[rows, m], r[rows, m], v_e[rows, m], c0[rows, m]
+        phi_m, f2 = phi[rows, m], floor2[:, 0]
+        excess = v4[rows, m] / np.maximum(ve_m * ve_m, 1e-300) - 3.0
+        nu_e = np.clip(4.0 + 6.0 / np.maximum(excess, 1e-3), 4.5, 200.0)
+        nu_r = np.clip(np.minimum(nu_e, self.ess * (1.0 - phi_m) / (1.0 + phi_m)), 3.0, 200.0)
+        z_e = _t_to_z(e_m / np.sqrt(np.maximum(ve_m, f2)), nu_e)
+        z_r = _t_to_z(r_m / np.sqrt(np.maximum(c0_m, f2)), nu_r)
+        # the drift statistic's null spread: the white-noise one, or what this series has
+        # shown if larger (the innovations of an imperfect model are not white); an
+        # average of many innovations, so referred to the normal
+        spread = np.sqrt(np.maximum(v_cus[rows, m], self.cus_sd**2))
+        z_c = np.where(ready[:, 0], np.abs(cus[rows, m]) / spread, 0.0)
+        raw = np.where(n >= 2, np.maximum(np.maximum(z_e, z_r), z_c), 0.0)
         # learn, unless gated
         gated = (raw > self.gate_z) & (n >= self.warmup)
         learn = ~gated
