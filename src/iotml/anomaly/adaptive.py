@@ -162,10 +162,7 @@ class Adaptive(SeriesDetector):
     def model_of(self, device_id: str, metric: str) -> str:
         """The model scoring this series now: ``flat``, ``daily`` or ``weekly``."""
         slot = self.index.slots([device_id], [metric])
-        return MODELS[int(self._choice(slot, self._ts_now(slot))[0])]
-
-    def _ts_now(self, s: I64) -> I64:
-        return self.last_us[s]
+        return MODELS[int(self._choice(slot, self.last_us[slot])[0])]
 
     # -- the profiles ---------------------------------------------------------------------
     @staticmethod
@@ -201,8 +198,7 @@ class Adaptive(SeriesDetector):
         mse = a["mse"][s]
         daily = (seen >= 2 * DAY_US) & (mse[:, 1] < self.choose * mse[:, 0])
         weekly = daily & (seen >= 2 * WEEK_US) & (mse[:, 2] < self.choose * mse[:, 1])
-        if not self.weekly:
-            weekly &= False
+        weekly &= self.weekly
         out: I64 = np.where(weekly, 2, np.where(daily, 1, 0))
         return out
 

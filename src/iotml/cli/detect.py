@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,10 +42,15 @@ def _columns(rows: TimedRows, label: str | None, ignore: list[str]) -> list[str]
     return [c for c in rows.numeric_columns() if c != label and c not in ignore]
 
 
-def _write(path: Path, rows: TimedRows, out: RowScores, delimiter: str) -> None:
-    table = rows.table.append_column("anomaly_score", pa.array(np.round(out.score, 6)))
+def _with_scores(table: pa.Table, out: RowScores | ReadingScores) -> pa.Table:
+    """``table`` with the three columns ``detect`` adds, one value per row."""
+    table = table.append_column("anomaly_score", pa.array(np.round(out.score, 6)))
     table = table.append_column("is_anomaly", pa.array(out.is_anomaly.astype(np.int8)))
-    table = table.append_column("anomaly_source", pa.array(out.source.tolist(), pa.string()))
+    return table.append_column("anomaly_source", pa.array(out.source.tolist(), pa.string()))
+
+
+def _write(path: Path, rows: TimedRows, out: RowScores, delimiter: str) -> None:
+    table = _with_scores(rows.table, out)
     pcsv.write_csv(table, path, pcsv.WriteOptions(delimiter=delimiter, quoting_style="needed"))
 
 
@@ -66,25 +70,29 @@ def _summary(
     return summary
 
 
-def _show(summary: dict[str, Any], output: Path) -> None:
+_ROW_KEYS = ("rows", "scored_rows", "detector", "warmup_rows", "anomalies", "anomalous_rows")
+_READING_KEYS = (
+    "readings", "series", "detector", "warmup_readings", "anomalies", "anomalous_readings",
+)  # fmt: skip
+
+
+def _show(
+    summary: dict[str, Any], output: Path, keys: tuple[str, ...], problems: tuple[str, str]
+) -> None:
+    """The summary as a table; then each entry of ``summary[problems[0]]``, labelled."""
     table = Table(show_header=False, title=f"iotml detect → {escape(str(output))}")
     table.add_column("what")
     table.add_column("value", justify="right")
-    for key in ("rows", "scored_rows", "detector", "warmup_rows", "anomalies", "anomalous_rows"):
+    for key in keys:
         table.add_row(key.replace("_", " "), str(summary[key]))
-    table.add_row("columns", escape(", ".join(summary["columns"])))
+    if "columns" in summary:
+        table.add_row("columns", escape(", ".join(summary["columns"])))
     for name, value in summary.get("evaluation", {}).items():
         table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
     console.print(table)
-    for reason in summary["skipped"]:
-        console.print(f"[yellow]skipped:[/] {escape(reason)}")
-
-
-def _readings_table(batch: Batch, out: ReadingScores) -> pa.Table:
-    table = batch.table
-    table = table.append_column("anomaly_score", pa.array(np.round(out.score, 6)))
-    table = table.append_column("is_anomaly", pa.array(out.is_anomaly.astype(np.int8)))
-    return table.append_column("anomaly_source", pa.array(out.source.tolist(), pa.string()))
+    listed, label = problems
+    for reason in summary[listed]:
+        console.print(f"[yellow]{label}:[/] {escape(reason)}")
 
 
 def _split_label(batch: Batch, label: str | None, ignore: list[str]) -> tuple[Batch, Batch | None]:
@@ -103,19 +111,24 @@ def _evaluate(batch: Batch, out: ReadingScores, truth: Batch, warmup: int) -> di
     """Point-wise, per (device, time): anomalous when any reading then is; the truth's
     value > 0.5. Each device's first ``warmup`` times are left out, as for rows."""
 
-    def keys(b: Batch) -> npt.NDArray[np.object_]:
-        dev = b.device_id.to_numpy(zero_copy_only=False).astype(object)
-        out: npt.NDArray[np.object_] = dev + "\x1f" + b.ts_us.astype(str).astype(object)
-        return out
-
-    flagged = set(keys(batch)[out.is_anomaly].tolist())
-    k = keys(truth)
+    flagged = (
+        batch.table.select(["device_id", "ts"])
+        .filter(pa.array(out.is_anomaly))
+        .group_by(["device_id", "ts"])
+        .aggregate([])
+    )
+    flagged = flagged.append_column("flagged", pa.repeat(pa.scalar(True), flagged.num_rows))
+    keyed = truth.table.select(["device_id", "ts"])
+    keyed = keyed.append_column("i", pa.array(np.arange(len(truth), dtype=np.int64)))
+    joined = keyed.join(flagged, ["device_id", "ts"], join_type="left outer")
+    hit = joined.filter(pc.is_valid(joined.column("flagged"))).column("i").to_numpy()
+    predicted = np.zeros(len(truth), dtype=bool)
+    predicted[hit] = True
     order = np.lexsort((truth.ts_us, truth.device_id.to_numpy(zero_copy_only=False)))
     dev = truth.device_id.to_numpy(zero_copy_only=False)[order]
     rank = np.arange(order.size) - np.searchsorted(dev, dev, side="left")
     after = np.empty(order.size, dtype=bool)
     after[order] = rank >= warmup
-    predicted = np.asarray([key in flagged for key in k.tolist()], dtype=bool)
     return classification((truth.values > 0.5)[after], predicted[after])
 
 
@@ -139,8 +152,8 @@ def _detect_readings(
     if not len(batch):
         raise ConfigError("nothing to score: the input has no readings")
     out = score_readings(batch, make_detector(detector, warmup=warmup), rule)
-    _write_readings(output, _readings_table(batch, out))
-    series = len(set(zip(batch.device_id.to_pylist(), batch.metric.to_pylist(), strict=True)))
+    _write_readings(output, _with_scores(batch.table, out))
+    series = batch.table.group_by(["device_id", "metric"]).aggregate([]).num_rows
     summary: dict[str, Any] = {
         "readings": len(batch), "series": series, "detector": detector, "warmup_readings": warmup,
         "anomalies": out.episodes, "anomalous_readings": int(out.is_anomaly.sum()),
@@ -149,20 +162,6 @@ def _detect_readings(
     if truth is not None:
         summary["evaluation"] = _evaluate(batch, out, truth, warmup)
     return summary
-
-
-def _show_readings(summary: dict[str, Any], output: Path) -> None:
-    table = Table(show_header=False, title=f"iotml detect → {escape(str(output))}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    keys = ("readings", "series", "detector", "warmup_readings", "anomalies", "anomalous_readings")
-    for key in keys:
-        table.add_row(key.replace("_", " "), str(summary[key]))
-    for name, value in summary.get("evaluation", {}).items():
-        table.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
-    console.print(table)
-    for reason in summary["rejections"]:
-        console.print(f"[yellow]rejected:[/] {escape(reason)}")
 
 
 def _is_csv(path: Path, data: bytes) -> bool:
@@ -246,7 +245,7 @@ def detect_cmd(
         if json_:
             console.print_json(orjson.dumps(summary).decode())
         else:
-            _show_readings(summary, output)
+            _show(summary, output, _READING_KEYS, ("rejections", "rejected"))
         return
     delimiter = sniff_delimiter(data[:65536])
     rows = read_timed_csv(data, delimiter=delimiter)
@@ -262,4 +261,4 @@ def detect_cmd(
     if json_:
         console.print_json(orjson.dumps(summary).decode())
     else:
-        _show(summary, output)
+        _show(summary, output, _ROW_KEYS, ("skipped", "skipped"))
