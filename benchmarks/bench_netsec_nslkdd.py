@@ -17,8 +17,14 @@ counts log-scaled; one-hots of protocol, service and flag with the training cate
   defaults, seed 0 — the analogue of the published J48) and ``HistGradientBoostingClassifier``
   (defaults, seed 0).
 
+Every figure is also given on **KDDTest-21**: the records of KDDTest+ that not all of the
+dataset authors' 21 learners classified correctly (difficulty < 21; 11,850 records), the
+hard split.
+
 Published KDDTest+ accuracy (``../shared/data/README.md``): J48 81.05 %, NBTree 82.02 %,
-RNN-IDS 83.28 %, unsupervised autoencoder 88.3 %.
+RNN-IDS 83.28 %, unsupervised autoencoder 88.3 %. KDDTest-21 (Tavallaee et al., 2009, the
+NSL-KDD paper; Yin et al., 2017, RNN-IDS): J48 63.97 %, NBTree 66.16 %, SVM 42.29 %,
+RNN-IDS 68.55 %.
 """
 
 from __future__ import annotations
@@ -64,10 +70,16 @@ def _unsupervised(name: str, detector: Any, data: dict[str, Any]) -> dict[str, A
     detector.fit(data["X_train"][~data["y_train"]])
     test_scores = detector.score_samples(data["X_test"])
     threshold = _best_threshold(detector.score_samples(data["X_train"]), data["y_train"])
+    flagged = detector.predict(data["X_test"]) == 1
+    hard = data["hard"]
     return {
         "method": name,
-        "alpha": _figures(data["y_test"], detector.predict(data["X_test"]) == 1, test_scores),
+        "alpha": _figures(data["y_test"], flagged, test_scores),
         "train_threshold": _figures(data["y_test"], test_scores > threshold, test_scores),
+        "alpha_test21": _figures(data["y_test"][hard], flagged[hard], test_scores[hard]),
+        "train_threshold_test21": _figures(
+            data["y_test"][hard], test_scores[hard] > threshold, test_scores[hard]
+        ),
         "fit_s": time.perf_counter() - start,
     }
 
@@ -85,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         "y_train": train.is_attack,
         "X_test": nsl_kdd_matrix(test, reference=train),
         "y_test": test.is_attack,
+        # KDDTest-21: the records not every one of the dataset authors' 21 learners got right
+        "hard": test.difficulty < 21,
     }
     runs = [
         _unsupervised("pca (variance 0.9)", PCADetector(variance=0.9, alpha=0.01), data),
@@ -97,19 +111,22 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         model.fit(data["X_train"], data["y_train"])
         proba = model.predict_proba(data["X_test"])[:, 1]
+        hard = data["hard"]
         runs.append(
             {
                 "method": name,
                 "supervised": _figures(data["y_test"], proba > 0.5, proba),
+                "supervised_test21": _figures(data["y_test"][hard], proba[hard] > 0.5, proba[hard]),
                 "fit_s": time.perf_counter() - start,
             }
         )
     for run in runs:
-        for key in ("alpha", "train_threshold", "supervised"):
+        for key in ("alpha", "train_threshold", "supervised", "alpha_test21",
+                    "train_threshold_test21", "supervised_test21"):  # fmt: skip
             if key in run:
                 f = run[key]
                 print(
-                    f"{run['method']:32} {key:16} accuracy {f['accuracy']:.4f}  "
+                    f"{run['method']:32} {key:22} accuracy {f['accuracy']:.4f}  "
                     f"detection {f['detection_rate']:.3f}  FPR {f['false_positive_rate']:.3f}  "
                     f"AUC {f['roc_auc']:.3f}"
                 )
@@ -119,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "train_records": len(train.label),
         "test_records": len(test.label),
+        "test21_records": int(data["hard"].sum()),
         "runs": runs,
     }
     if args.json:

@@ -279,3 +279,29 @@ def test_watched_events_are_published_on_the_alert_topic(logs: dict[str, Path]) 
     body = orjson.loads(messages[0].payload)  # type: ignore[arg-type]
     assert body["kind"] == "intrusion"
     assert "flows_flagged" in body["detail"]
+
+
+def test_adapt_saves_a_version_that_knows_the_site(logs: dict[str, Path], tmp_path: Path) -> None:
+    home, scored_csv = tmp_path / "home", tmp_path / "scored.csv"
+    code, _, everything = _cli(home, "netsec", "train", "--input", str(logs["benign-1"]),
+                               "--name", "net", "--warmup", "1h")  # fmt: skip
+    assert code == 0, everything
+    score = ["netsec", "score", "--input", str(logs["attacks-3"]), "--output", str(scored_csv)]
+    code, out, everything = _cli(home, *score, "--model", "net@1.0.0", "--json")
+    assert code == 0, everything
+    assert orjson.loads(out)["warmup_flows"] > 0  # not adapted: the log's first hour teaches it
+    adapt = ["netsec", "adapt", "--input", str(logs["benign-6"]), "--model", "net@1.0.0"]
+    code, out, everything = _cli(home, *adapt, "--version", "1.0.1", "--json")
+    assert code == 0, everything
+    adapted = orjson.loads(out)
+    assert adapted["model"] == "net@1.0.1"
+    assert adapted["site"]["flows"] == len(benign(6))
+    code, out, everything = _cli(home, *score, "--model", "net@1.0.1", "--json")
+    assert code == 0, everything
+    summary = orjson.loads(out)
+    assert summary["warmup_flows"] == 0  # alerts from the first flow
+    assert {d["device"] for d in summary["devices"][:3]} == ATTACKERS
+    code, _, everything = _cli(home, "netsec", "train", "--input", str(logs["benign-1"]),
+                               "--name", "bad", "--warmup", "soon")  # fmt: skip
+    assert code != 0
+    assert "--warmup" in everything

@@ -77,7 +77,7 @@ def test_features_are_causal_and_keep_row_order(traffic: tuple) -> None:
 
 
 def test_scores_and_labels() -> None:
-    flows = attacks(4, hours=3.0)
+    flows = attacks(4, hours=4.0)
     truth = labels_of(flows)
     assert truth.any()
     assert not truth.all()

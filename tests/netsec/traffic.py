@@ -70,7 +70,7 @@ def attacks(seed: int, hours: float = 6.0) -> Flows:
     devices' HTTPS, only the rhythm gives it away)."""
     rng = np.random.default_rng(seed)
     rows = _benign_rows(rng, hours)
-    start = T0 + 2 * 3600
+    start = T0 + 3 * 3600  # after a 2 h site warm-up
     for i, port in enumerate(rng.permutation(np.arange(1, 1025))[:300]):
         flow = _flow(start + i * 0.2, "10.0.0.66", "10.0.0.12", int(port), "tcp", None,
                      "REJ" if i % 3 else "S0", rng, 0, 0, "malicious")  # fmt: skip

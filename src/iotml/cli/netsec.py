@@ -82,10 +82,23 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
-def _model(detector: str, window: float, alpha: float, variance: float) -> NetsecModel:
+WarmupOption = Annotated[
+    str,
+    typer.Option(
+        "--warmup",
+        help="The start of each site's traffic taken as its normal (seconds or 30min, 2h).",
+    ),
+]
+
+
+def _model(
+    detector: str, window: float, alpha: float, variance: float, warmup: str = "2h"
+) -> NetsecModel:
+    from iotml.cli.simulate import parse_seconds
     from iotml.netsec.model import NetsecModel
 
-    model = NetsecModel(detector, window=window, alpha=alpha, variance=variance)
+    seconds = parse_seconds(warmup, "--warmup")
+    model = NetsecModel(detector, window=window, alpha=alpha, variance=variance, warmup_s=seconds)
     model.new_detector()  # refuses an unknown detector before any file is read
     return model
 
@@ -115,13 +128,14 @@ def train_cmd(
         0.01
     ),
     variance: Annotated[float, typer.Option(help="PCA: explained variance kept.")] = 0.9,
+    warmup: WarmupOption = "2h",
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Train a detector on flows (normal traffic, or labelled flows) and save the bundle."""
     with guard():
         from iotml.netsec.model import has_labels
 
-        model = _model(detector, window, alpha, variance)
+        model = _model(detector, window, alpha, variance, warmup)
         with _progress() as progress:
             sources = _read(inputs, progress)
             if not labels and any(has_labels(f) for f in sources):
@@ -175,15 +189,22 @@ def score_cmd(
         pcsv.write_csv(scored, output)
         summary = _device_summary(scored)
     flagged = sum(row["flagged"] for row in summary)
+    warm = sum(scored.column("warmup").to_pylist())
     if json_:
         body = {"model": netsec.ref, "flows": scored.num_rows, "flagged": flagged,
-                "output": str(output), "devices": summary}  # fmt: skip
+                "warmup_flows": warm, "output": str(output), "devices": summary}  # fmt: skip
         console.print_json(orjson.dumps(body).decode())
         return
     console.print(
         f"{scored.num_rows} flows scored by {escape(netsec.ref)}, {flagged} flagged "
         f"(p < {netsec.alpha:g}); written to {escape(str(output))}"
     )
+    if warm:
+        console.print(
+            f"[dim]the model had not learnt this site: its first {warm} flows "
+            f"({netsec.warmup_s:g} s) were its warm-up, never flagged (iotml netsec adapt "
+            "learns a site once)[/]"
+        )
     if summary:
         console.print(_summary_table(summary))
 
@@ -253,6 +274,42 @@ def _summary_table(summary: list[dict[str, Any]], limit: int = 20) -> Table:
 # -- evaluate -----------------------------------------------------------------------------
 
 
+@netsec_app.command("adapt")
+def adapt_cmd(
+    ctx: typer.Context,
+    inputs: Annotated[
+        list[Path],
+        typer.Option("--input", help="This site's normal traffic: Zeek log, flow CSV or pcap."),
+    ],
+    model: Annotated[str, typer.Option(help="NAME or NAME@VERSION of the trained model.")],
+    version: Annotated[str, typer.Option(help="Version saved, adapted to the site.")],
+    name: Annotated[str | None, typer.Option(help="Save under this name instead.")] = None,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Learn from the inputs' benign flows only.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Teach a trained model one site's normal traffic; save it as a new version."""
+    with guard():
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        netsec = _load(ctx, model)
+        table = pa.concat_tables([f.table for f in _read(inputs)]).combine_chunks()
+        if labels:
+            table = table.filter(pc.equal(table.column("label"), "benign"))
+        netsec.adapt(table)
+        manifest = netsec.save(_registry(ctx), name or parse_model_ref(model)[0], version)
+    body = {"model": netsec.ref, "site": netsec.site_meta_, "saved": manifest.version}
+    if json_:
+        console.print_json(orjson.dumps(body).decode())
+        return
+    console.print(
+        f"{escape(netsec.ref)} learnt this site from {netsec.site_meta_['flows']} flows; "
+        "it scores and alerts from the first flow"
+    )
+
+
 @netsec_app.command("evaluate")
 def evaluate_cmd(
     train: Annotated[list[Path], typer.Option(help="Labelled training inputs (repeatable).")],
@@ -263,11 +320,12 @@ def evaluate_cmd(
         0.01
     ),
     variance: Annotated[float, typer.Option(help="PCA: explained variance kept.")] = 0.9,
+    warmup: WarmupOption = "2h",
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Train on labelled files, score other labelled files: precision, recall, F1, AUC, FPR."""
+    """Train on labelled files; adapt to each held-out file's warm-up, score the rest of it."""
     with guard():
-        model = _model(detector, window, alpha, variance)
+        model = _model(detector, window, alpha, variance, warmup)
         with _progress() as progress:
             train_flows, test_flows = _read(train, progress), _read(test, progress)
             progress.add_task(f"training {detector} and scoring", total=None)

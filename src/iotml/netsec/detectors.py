@@ -114,6 +114,10 @@ class PCADetector(_Calibrated):
     quantile_range, clip
         Robust scaling: centre on the median, divide by the spread between these training
         percentiles, then clip to ``±clip``.
+    min_scale
+        The smallest spread a feature is divided by: a feature nearly constant in training
+        (a share that is always about 0) would otherwise turn a difference of a few
+        hundredths into a huge deviation. 0 keeps every spread as measured.
 
     >>> rng = np.random.default_rng(0)
     >>> level = rng.normal(size=(2000, 1))
@@ -130,11 +134,13 @@ class PCADetector(_Calibrated):
         alpha: float = 0.01,
         quantile_range: tuple[float, float] = (5.0, 95.0),
         clip: float = 10.0,
+        min_scale: float = 0.0,
     ) -> None:
         self.variance = variance
         self.alpha = alpha
         self.quantile_range = quantile_range
         self.clip = clip
+        self.min_scale = min_scale
 
     def fit(self, X: Array) -> Self:
         """Learn the scaling, the components and the training scores from normal rows."""
@@ -143,6 +149,7 @@ class PCADetector(_Calibrated):
             raise ConfigError(f"variance is {self.variance!r}; expected a share in (0, 1]")
         X = _check(X)
         self.scaler_ = RobustScaler(quantile_range=self.quantile_range).fit(X)
+        self.scaler_.scale_ = np.maximum(self.scaler_.scale_, self.min_scale)
         Z = self._scaled(X)
         components = self.variance if self.variance < 1.0 else min(Z.shape)
         self.pca_ = PCA(n_components=components, svd_solver="full").fit(Z)

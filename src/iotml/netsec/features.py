@@ -5,7 +5,10 @@ matrix, one row per flow, in three groups (:data:`FEATURES` names the columns):
 
 * **the flow** — log-scaled duration, payload bytes and packets each way and their ratios,
   one-hots of the connection state, the protocol and the destination port's class
-  (well-known, registered, dynamic), whether Zeek recognised a service;
+  (well-known, registered, dynamic), whether Zeek recognised a service, one-hots of the
+  network's own infrastructure classes (:data:`INFRASTRUCTURE`: DNS, NTP, DHCP, mDNS, SSDP,
+  LLMNR, NetBIOS — learnt like any feature, not allow-listed), whether the destination is
+  a multicast or broadcast group, and whether the flow is IPv6 (ICMPv6 is ``icmp`` over it);
 * **the conversation** — over the flows from the same device to the same destination host,
   port and protocol in the ``window`` seconds up to and including this flow: how many there
   were (log), the share that failed (no answer, rejected, half-open), how many were TCP
@@ -26,7 +29,7 @@ sums — no loop over flows.
 
 from __future__ import annotations
 
-__all__ = ["FAILED_STATES", "FEATURES", "STATES", "flow_features"]
+__all__ = ["FAILED_STATES", "FEATURES", "INFRASTRUCTURE", "STATES", "flow_features"]
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +62,18 @@ FAILED_STATES = ("S0", "REJ", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 _NUMBERS = ("duration", "orig_bytes", "resp_bytes", "orig_pkts", "resp_pkts")
 _PROTOS = ("tcp", "udp", "icmp")
 _PORT_CLASSES = ("port_none", "port_well_known", "port_registered", "port_dynamic")
+#: Infrastructure services every network carries, by protocol and destination port: one-hot
+#: classes the detector *learns* the normal behaviour of (an unanswered mDNS or DHCP query is
+#: routine, an unanswered TCP handshake is not) — features, never an allow-list.
+INFRASTRUCTURE: dict[str, tuple[str, tuple[int, ...]]] = {
+    "dns": ("udp", (53,)),
+    "ntp": ("udp", (123,)),
+    "dhcp": ("udp", (67, 68, 546, 547)),
+    "mdns": ("udp", (5353,)),
+    "ssdp": ("udp", (1900,)),
+    "llmnr": ("udp", (5355,)),
+    "netbios": ("udp", (137, 138)),
+}
 _CONVERSATION = (
     "conv_flows",
     "conv_failed",
@@ -78,6 +93,9 @@ FEATURES: tuple[str, ...] = (
     *(f"proto_{p}" for p in _PROTOS),
     *_PORT_CLASSES,
     "service_known",
+    *(f"infra_{name}" for name in INFRASTRUCTURE),
+    "dst_multicast",
+    "ipv6",
     *_CONVERSATION,
     *_DEVICE,
 )
@@ -123,8 +141,20 @@ def _own(table: pa.Table) -> Array:
         *((proto == p).astype(np.float64) for p in _PROTOS),
         *((port_class == k).astype(np.float64) for k in range(len(_PORT_CLASSES))),
         service.astype(np.float64),
+        *(np.isin(port, ports) & (proto == p) for p, ports in INFRASTRUCTURE.values()),
+        _multicast(_strings(table, "resp_h")),
+        np.char.find(_strings(table, "orig_h").astype(str), ":") >= 0,
     ]
-    return np.column_stack(columns)
+    return np.column_stack(columns).astype(np.float64)
+
+
+def _multicast(hosts: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
+    """Destinations that are groups, not hosts: IPv4 224/4 and broadcast, IPv6 ff00::/8."""
+    text = hosts.astype(str)
+    v6 = np.char.startswith(np.char.lower(text), "ff")
+    first = np.char.partition(text, ".")[:, 0]
+    octet = np.where(np.char.isdigit(first), first, "0").astype(np.int64)
+    return v6 | ((octet >= 224) & (octet <= 239)) | np.char.endswith(text, ".255")
 
 
 def _conversation(

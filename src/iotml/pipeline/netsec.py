@@ -9,6 +9,11 @@ computes them over the whole log (flows arriving in time order), never with a fl
 after it. The model scores the new flows; a flow is *flagged* when its p-value is below the
 model's ``alpha``.
 
+A model that has not learnt the site yet (not :meth:`~iotml.netsec.model.NetsecModel.adapt`-ed
+to it) starts with a warm-up: the first ``warmup_s`` of flow time is taken as this
+network's normal traffic — kept, never flagged — and the model is then adapted to it, per
+device and per service, before any flow is scored for alerts.
+
 A device (the originating host) raises an ``intrusion`` event when a flagged flow is its
 ``min_flows``-th flagged flow within the feature window — one unusual flow in a thousand
 is what ``alpha`` allows on normal traffic, several close together are not — and at most
@@ -51,9 +56,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotml.errors import ConfigError
-from iotml.netsec.features import FEATURES
 from iotml.netsec.flows import FLOW_SCHEMA, BadLine, Flows
-from iotml.netsec.model import NetsecModel, explanation_text
+from iotml.netsec.model import MODEL_FEATURES, NetsecModel, explanation_text
 from iotml.netsec.zeek import ZeekFollower
 from iotml.store import Store
 from iotml.types import Events
@@ -98,6 +102,9 @@ class IntrusionScorer:
         (default: the model's ``alpha`` / 10).
     max_device_flows
         History kept per device at most (the newest), bounding memory under a flood.
+    max_warmup_flows
+        A model not adapted to the site learns it from the first ``warmup_s`` of flow time
+        (see :meth:`process`), or from this many flows if they come sooner.
     """
 
     name = "netsec"
@@ -110,6 +117,7 @@ class IntrusionScorer:
         min_flows: int = 3,
         critical_p: float | None = None,
         max_device_flows: int = 50_000,
+        max_warmup_flows: int = 1_000_000,
     ) -> None:
         if model.detector_ is None:
             raise ConfigError("the netsec model is not trained: fit() or load() it first")
@@ -129,13 +137,32 @@ class IntrusionScorer:
         self._last_event: dict[str, float] = {}
         self._suspects: dict[str, _Suspects] = {}
         self.last_scores = pa.table({"uid": pa.array([], pa.string())})
+        self.max_warmup_flows = int(max_warmup_flows)
+        self._warm: list[pa.Table] = []
+        self._warm_flows = 0
+        self._warm_start: float | None = None
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether the scorer is still learning the site (its model is not adapted yet)."""
+        return self.model.site_ is None
 
     def process(self, flows: Flows | pa.Table) -> Events:
-        """Score new flows (with their history) and return the events they raise."""
+        """Score new flows (with their history) and return the events they raise.
+
+        With a model not yet adapted to this site, the first ``warmup_s`` of flow time is
+        the site's warm-up: those flows are kept, never flagged, and when a flow past it
+        arrives the model is adapted to them (:meth:`~iotml.netsec.model.NetsecModel.adapt`,
+        on a copy) before that flow and the next are scored.
+        """
         table = flows.table if isinstance(flows, Flows) else flows
         table = table.select(FLOW_SCHEMA.names).cast(FLOW_SCHEMA)
         if not table.num_rows:
             return Events.empty()
+        if self.warming_up:
+            table = self._warm_up(table)
+            if not table.num_rows:
+                return Events.empty()
         combined = pa.concat_tables([self.history, table]).combine_chunks()
         X = self.model.matrix(combined)[-table.num_rows :]
         raw, p, flagged = self.model.scores(X)
@@ -145,6 +172,28 @@ class IntrusionScorer:
         records = self._events(table, X, ts, raw, p, flagged)
         self._remember(combined, np.r_[self._flagged, flagged])
         return Events.from_records(records) if records else Events.empty()
+
+    def _warm_up(self, table: pa.Table) -> pa.Table:
+        """Keep warm-up flows; adapt the model once the warm-up is over; the flows after it."""
+        ts = table.column("ts").to_numpy()
+        if self._warm_start is None:
+            self._warm_start = float(np.nanmin(ts))
+        later = ts >= self._warm_start + self.model.warmup_s
+        warm = table.filter(pa.array(~later))
+        self._warm.append(warm)
+        self._warm_flows += warm.num_rows
+        self.last_scores = pa.table({"uid": warm.column("uid"), "orig_h": warm.column("orig_h"),
+                                     "score": np.full(warm.num_rows, np.nan),
+                                     "p_value": np.ones(warm.num_rows),
+                                     "flagged": np.zeros(warm.num_rows, dtype=bool)})  # fmt: skip
+        if warm.num_rows:
+            combined = pa.concat_tables([self.history, warm]).combine_chunks()
+            self._remember(combined, np.r_[self._flagged, np.zeros(warm.num_rows, dtype=bool)])
+        if not later.any() and self._warm_flows < self.max_warmup_flows:
+            return table.slice(0, 0)
+        self.model = self.model.adapted(pa.concat_tables(self._warm).combine_chunks())
+        self._warm = []
+        return table.filter(pa.array(later)) if later.any() else table.slice(0, 0)
 
     # -- events -------------------------------------------------------------------------
 
@@ -249,7 +298,7 @@ class IntrusionScorer:
         assert detector is not None
         explained = detector.explain(X[row : row + 1], top=3)[0]
         flow = {k: table.column(k)[row].as_py() for k in ("uid", "resp_h", "resp_p", "proto")}
-        features = [{"name": FEATURES[j], "share": round(share, 4), "value": float(X[row, j])}
+        features = [{"name": MODEL_FEATURES[j], "share": round(share, 4), "value": float(X[row, j])}
                     for j, share in explained]  # fmt: skip
         return {**flow, "p_value": float(p[row]), "score": float(raw[row]),
                 "features": features, "explanation": explanation_text(explained)}  # fmt: skip
