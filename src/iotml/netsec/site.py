@@ -85,7 +85,9 @@ class SiteProfile:
     """
 
     def __init__(self) -> None:
-        self.counts: dict[str, dict[str, tuple[int, int]]] = {k: {} for k in _KEYS}
+        # per kind of key: the keys seen, and (flows, failed flows) of each, in that order
+        self.keys: dict[str, pa.Array] = {k: pa.array([], pa.string()) for k in _KEYS}
+        self.counts: dict[str, Array] = {k: np.zeros((0, 2)) for k in _KEYS}
         self.flows = 0
         self.failed = 0
 
@@ -94,13 +96,15 @@ class SiteProfile:
         failed = _failed(table)
         self.flows, self.failed = int(table.num_rows), int(failed.sum())
         for name, columns in _KEYS.items():
-            keys = _keys(table, columns)
-            unique, inverse = np.unique(keys, return_inverse=True)
-            n = np.bincount(inverse, minlength=len(unique))
-            k = np.bincount(inverse, weights=failed, minlength=len(unique)).astype(np.int64)
-            self.counts[name] = {
-                str(key): (int(a), int(b)) for key, a, b in zip(unique, n, k, strict=True)
-            }
+            grouped = (
+                pa.table({"key": _keys(table, columns), "failed": failed})
+                .group_by("key")
+                .aggregate([("failed", "count"), ("failed", "sum")])
+            )
+            self.keys[name] = grouped.column("key").combine_chunks()
+            self.counts[name] = np.column_stack(
+                [grouped.column(c).to_numpy() for c in ("failed_count", "failed_sum")]
+            ).astype(np.float64)
         return self
 
     def features(self, table: pa.Table, conv_failed: Array, own: BoolArray | None = None) -> Array:
@@ -135,21 +139,12 @@ class SiteProfile:
         out[:, 8] = conv_failed - out[:, 5]
         return out
 
-    def _lookup(self, name: str, keys: npt.NDArray[np.str_]) -> tuple[Array, Array]:
+    def _lookup(self, name: str, keys: pa.Array) -> tuple[Array, Array]:
         """Warm-up flows and failed flows of each key (0 for keys never seen)."""
-        counts = self.counts[name]
-        if not counts or not len(keys):
-            return np.zeros(len(keys)), np.zeros(len(keys))
-        known = np.array(list(counts), dtype=str)
-        table = np.array(list(counts.values()), dtype=np.float64)
-        index = pc.index_in(pa.array(keys), value_set=pa.array(known)).to_numpy(
-            zero_copy_only=False
-        )
-        found = ~np.isnan(index)
-        at = np.where(found, index, 0).astype(np.int64)
-        n = np.where(found, table[at, 0], 0.0)
-        k = np.where(found, table[at, 1], 0.0)
-        return n, k
+        index = pc.index_in(keys, value_set=self.keys[name]).to_numpy(zero_copy_only=False)
+        counts = np.vstack([self.counts[name], np.zeros((1, 2))])  # the last row: unseen
+        out = counts[np.where(np.isnan(index), len(counts) - 1, index).astype(np.int64)]
+        return out[:, 0], out[:, 1]
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -159,8 +154,10 @@ class SiteProfile:
             "flows": self.flows,
             "failed": self.failed,
             "counts": {
-                name: {key: list(value) for key, value in counts.items()}
-                for name, counts in self.counts.items()
+                name: dict(
+                    zip(self.keys[name].to_pylist(), self.counts[name].tolist(), strict=True)
+                )
+                for name in _KEYS
             },
         }
 
@@ -171,20 +168,20 @@ class SiteProfile:
         try:
             profile.flows, profile.failed = int(data["flows"]), int(data["failed"])
             for name in _KEYS:
-                profile.counts[name] = {
-                    str(key): (int(value[0]), int(value[1]))
-                    for key, value in data["counts"][name].items()
-                }
+                counts = data["counts"][name]
+                profile.keys[name] = pa.array([str(key) for key in counts], pa.string())
+                values = [(float(v[0]), float(v[1])) for v in counts.values()]
+                profile.counts[name] = np.array(values, dtype=np.float64).reshape(-1, 2)
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise BundleError(f"malformed site profile: {err!r}") from err
         return profile
 
 
-def _keys(table: pa.Table, columns: tuple[str, ...]) -> npt.NDArray[np.str_]:
+def _keys(table: pa.Table, columns: tuple[str, ...]) -> pa.Array:
     """One text key per flow joining ``columns`` (nulls read as empty)."""
     parts = [pc.fill_null(pc.cast(table.column(c), pa.string()), "") for c in columns]
     joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEPARATOR)
-    out: npt.NDArray[np.str_] = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=str)
+    out: pa.Array = joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
     return out
 
 
