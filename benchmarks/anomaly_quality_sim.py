@@ -157,6 +157,9 @@ def fleet_quality(run: dict[str, Any], speedup: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+FLEET_DETECTORS = ("default", "multivariate", "adaptive")
+
+
 def fleet(args: argparse.Namespace) -> dict[str, Any]:
     third = args.devices // 3
     spec = FleetSpec(
@@ -166,7 +169,7 @@ def fleet(args: argparse.Namespace) -> dict[str, Any]:
     steps = round(args.days * 86_400 / spec.speedup)
     out: dict[str, Any] = {"spec": {f: getattr(spec, f) for f in spec.__dataclass_fields__},
                            "steps": steps, "step_s": 1.0, "slack_s": SLACK_S}  # fmt: skip
-    for name in ("default", "multivariate"):
+    for name in FLEET_DETECTORS:
         out[name] = fleet_quality(run_fleet(spec, steps, name), spec.speedup)
     report_fleet(out)
     return out
@@ -174,7 +177,7 @@ def fleet(args: argparse.Namespace) -> dict[str, Any]:
 
 def report_fleet(r: dict[str, Any]) -> None:
     print(f"\nfleet: {r['spec']}, {r['steps']} steps")
-    for name in ("default", "multivariate"):
+    for name in FLEET_DETECTORS:
         q = r[name]
         print(f"{name}: {q['episodes']} alert episodes, precision {q['precision']:.3f}, "
               f"{q['false_per_10k_readings']:.2f} false per 10k readings, "

@@ -32,9 +32,10 @@ the best rule of the grid for the shipped detectors, i.e. how far rule tuning co
 
 **Fleet**: a seeded :class:`~iotml.sim.Fleet` stepped once per wall second (one simulated
 minute with ``speedup=60``) for ``--days`` simulated days, each step's batch through
-``AnomalyStage.process`` and the stage ticked half a second later (silent sensors). Per
-fault kind: recall (:func:`iotml.sim.score_truth` on the alerts' start events, 5 s slack),
-median detection delay; precision of alert episodes (an episode overlapping no truth
+``AnomalyStage.process`` (``default``, ``multivariate`` and ``adaptive``, each its own
+run) and the stage ticked half a second later (silent sensors). Per fault kind: recall
+(:func:`iotml.sim.score_truth` on the alerts' start events, 5 s slack), median detection
+delay; precision of alert episodes (an episode overlapping no truth
 interval of its device — and metric, where the truth names one — is false).
 
 **False alarms**: ``--series`` clean synthetic series of ``--readings`` each (1-minute

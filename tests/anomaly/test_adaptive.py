@@ -136,3 +136,59 @@ def test_parameters_are_checked() -> None:
         Adaptive(gate=1.5)
     with pytest.raises(ConfigError, match="adopt_after"):
         Adaptive(adopt_after=0)
+
+
+def test_a_shift_of_a_few_sds_does_not_hand_a_daily_series_to_the_flat_model() -> None:
+    # a lasting shift of 4 sds is not gated (it scores below the gate): the daily model's
+    # squared innovations are clipped in its error, so the flat model, whose AR term
+    # follows a shift, does not look better for a while and take the series over
+    rng = np.random.default_rng(3)
+    n, at = 8 * DAY, 5 * DAY
+    v = 20 + _daily(n, 1)[:, 0] + rng.normal(0, 0.5, n)
+    v[at:] -= 2.0
+    det = Adaptive()
+    det.update(_batch(v[:at]))
+    assert det.model_of("s0", "v") == "daily"
+    models = set()
+    for i in range(at, n, 6):  # half an hour at a time
+        part = _batch(v[i : i + 6])
+        det.update(Batch.from_arrays(part.device_id, part.metric, part.ts_us + i * STEP_US,
+                                     part.values))  # fmt: skip
+        models.add(det.model_of("s0", "v"))
+    assert models == {"daily"}
+
+
+def test_a_round_of_every_series_scores_the_same_in_any_order() -> None:
+    # a round holding every series once is scored in slot order (slices, no gathers):
+    # readings arriving in another order get exactly the scores they get in slot order
+    rng = np.random.default_rng(4)
+    n, k = 3 * DAY, 40
+    v = 20 + _daily(n, k) + _ar1(rng, n, k, 0.8)
+    v[2 * DAY + 7, 5] += 9.0
+    ts = np.arange(n, dtype=np.int64) * STEP_US
+    ids = np.asarray([f"s{i}" for i in range(k)], dtype=object)
+    in_order, shuffled = make_detector("adaptive"), make_detector("adaptive")
+    spike = np.zeros(0)
+    for i in range(n):
+        perm = rng.permutation(k)
+        a = in_order.update(Batch.from_arrays(ids, ["v"] * k, np.full(k, ts[i]), v[i]))
+        b = shuffled.update(Batch.from_arrays(ids[perm], ["v"] * k, np.full(k, ts[i]), v[i, perm]))
+        np.testing.assert_array_equal(b.score, a.score[perm])
+        np.testing.assert_array_equal(b.source, a.source[perm])
+        if i == 2 * DAY + 7:
+            spike = a.score
+    assert spike[5] > 0.9  # the spike, scored the same either way
+    assert np.delete(spike, 5).max() < 0.5
+
+
+def test_a_burst_of_noise_is_flagged_by_the_volatility_statistic() -> None:
+    # the noise four times louder for 200 readings, the level unchanged: single readings
+    # rarely stand out (most are within 4 of the old sds), the average of their squares does
+    rng = np.random.default_rng(5)
+    n, at = 6 * DAY, 5 * DAY
+    noise = rng.normal(0, 0.5, n)
+    noise[at : at + 200] *= 4.0
+    v = 20 + _daily(n, 1)[:, 0] + noise
+    s = Adaptive().update(_batch(v))
+    assert s.score[DAY:at].max() < 0.5
+    assert (s.score[at : at + 200] >= 0.5).mean() > 0.2

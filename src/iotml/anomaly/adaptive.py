@@ -14,18 +14,34 @@ term learned online, ``e = r - φ·r_prev``, so an autocorrelated residual (a sl
 cycle the profile has not learned yet) is judged by how surprising each step is, not by
 how far the wander has gone. **Seasonality is detected, not assumed**: a profile model is
 chosen only once the series has been seen for two of its periods and its one-step
-squared error (exponentially weighted) is below ``choose`` (0.8) times that of the simpler
-model. A series without a cycle stays ``flat``; one with a daily cycle moves to ``daily``.
+squared error (exponentially weighted, each squared innovation clipped at 16 times the
+model's innovation variance, so one anomaly does not decide) is below ``choose`` (0.8)
+times that of the simpler model; it is kept while its error is at most the simpler one's.
+A series without a cycle stays ``flat``; one with a daily cycle moves to ``daily``. A
+profile cell learns as a plain average over its first updates and exponentially after
+(``season_halflife``); no count is kept per cell: a series' readings fall evenly over the
+phases, so each cell has had about ``n / bins`` of them.
 
-**Three statistics** from the chosen model, the largest reported (the score of the max of
-three tests is at most ``log10(3)/12`` above each one's calibration):
+**State** is per series, about 250 floats (the weekly profile is 168 of them). A round in
+which every series has one reading (the live case) is scored in slot order, where the state
+is read and written as slices, not gathered and scattered.
+
+**Four statistics** from the chosen model, the largest reported (the score of the max of
+four tests is at most ``log10(4)/12`` above each one's calibration):
 
 * the innovation ``e / sd_e`` — a jump, a spike, the onset of a shift;
 * the residual ``r / sd_r`` — how far from the baseline the reading is, so a long anomaly
   stays flagged after its onset (the innovation of its second reading is small);
 * the drift statistic: an exponentially weighted mean (``drift_halflife`` readings) of the
   standardised innovations, clipped at ±4, against its null spread
-  ``sqrt(a / (2 - a))`` — a shift or a ramp too small for any one reading to stand out.
+  ``sqrt(a / (2 - a))`` — a shift or a ramp too small for any one reading to stand out;
+* the volatility statistic: an exponentially weighted mean (``volatility_halflife``) of
+  the squared clipped innovations against its own learned null mean and variance, as a
+  scaled chi-square (Satterthwaite) made normal by Wilson and Hilferty's cube root — the
+  noise growing louder (a loose mounting, a failing bearing) while the level holds. It
+  is scored but does not gate learning (it says nothing about the level), and its null is
+  learned with steps clipped at three of its standard deviations, so a burst does not
+  teach it that bursts are normal.
 
 **Calibration** holds under heavy tails and autocorrelation: each statistic is referred to
 Student's *t* rather than the normal, with degrees of freedom from the innovations' own
@@ -57,15 +73,16 @@ from __future__ import annotations
 
 __all__ = ["Adaptive"]
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import log_ndtr
 
+from iotml.anomaly._series import is_whole
 from iotml.anomaly.base import SeriesDetector
 from iotml.anomaly.seasonal import _gaussian_equivalent
-from iotml.anomaly.univariate import _alpha, _resolution, _score_to_z
+from iotml.anomaly.univariate import _alpha, _resolution, _score_to_z, _two_sided_p
 from iotml.errors import ConfigError
 
 F64 = npt.NDArray[np.float64]
@@ -78,6 +95,9 @@ WEEK_US = 7 * DAY_US
 _M = len(MODELS)
 _PER_MODEL = ("c0", "c1", "r_prev", "v_e", "v4_e", "mse", "run_r", "cus", "v_cus")
 _CLIP = 4.0  # standardised innovations are clipped here before they are accumulated
+_VOL_WARMUP = 100  # readings after the warm-up before the volatility statistic scores
+_Get = Callable[[str], "npt.NDArray[np.float64]"]
+_Put = Callable[[str, "npt.NDArray[np.float64]"], None]
 
 
 class Adaptive(SeriesDetector):
@@ -97,6 +117,8 @@ class Adaptive(SeriesDetector):
         A profile model is chosen when its error is below ``choose`` times the simpler one's.
     drift_halflife : float
         Memory, in readings, of the drift statistic.
+    volatility_halflife : float
+        Memory, in readings, of the volatility statistic.
     gate, adopt_after
         Readings scoring above ``gate`` are not learned; ``adopt_after`` of them in a row
         are adopted as the new normal.
@@ -108,13 +130,15 @@ class Adaptive(SeriesDetector):
     fields: ClassVar[dict[str, float]] = {
         "level": 0.0,  # per model (width 3): flat, daily, weekly (daily's level is shared)
         "prof_d": 0.0,
-        "n_d": 0.0,
         "prof_w": 0.0,
-        "n_w": 0.0,
         "t0": 0.0,
         "last": 0.0,
         "quantum": 0.0,
         "gated": 0.0,
+        "model": 0.0,  # the model chosen at the series' last reading (index into MODELS)
+        "vol": 1.0,  # the volatility statistic and its learned null mean and variance
+        "m_vol": 1.0,
+        "v_vol": 0.0,
         **dict.fromkeys(_PER_MODEL, 0.0),
     }
 
@@ -127,6 +151,7 @@ class Adaptive(SeriesDetector):
         weekly: bool = True,
         choose: float = 0.8,
         drift_halflife: float = 10.0,
+        volatility_halflife: float = 20.0,
         gate: float = 0.5,
         adopt_after: int = 100,
         warmup: int = 30,
@@ -142,13 +167,14 @@ class Adaptive(SeriesDetector):
         if not (isinstance(adopt, int) and adopt >= 1):
             raise ConfigError(f"adopt_after must be at least 1 reading, got {adopt_after!r}")
         widths = dict.fromkeys(_PER_MODEL, _M) | {"level": _M}
-        widths |= {"prof_d": daily_bins, "n_d": daily_bins}
-        widths |= {"prof_w": 168, "n_w": 168} if weekly else {"prof_w": 1, "n_w": 1}
+        widths |= {"prof_d": daily_bins, "prof_w": 168 if weekly else 1}
         super().__init__(warmup=warmup, widths=widths)
         self.alpha = _alpha(halflife)
         self.alpha_s = _alpha(season_halflife, "season_halflife")
         self.alpha_c = _alpha(drift_halflife, "drift_halflife")
         self.cus_sd = float(np.sqrt(self.alpha_c / (2.0 - self.alpha_c)))
+        self.alpha_vol = _alpha(volatility_halflife, "volatility_halflife")
+        self.vol_var = 2.0 * self.alpha_vol / (2.0 - self.alpha_vol)  # per squared mean
         self.alpha_v = _alpha(10.0 * halflife)  # the drift statistic's own spread: slow
         self.ess = (2.0 - self.alpha) / self.alpha
         self.daily_bins, self.weekly, self.choose = daily_bins, bool(weekly), float(choose)
@@ -157,12 +183,15 @@ class Adaptive(SeriesDetector):
         self.params |= {"halflife": halflife, "season_halflife": season_halflife,
                         "daily_bins": daily_bins, "weekly": weekly, "choose": choose,
                         "drift_halflife": drift_halflife,
+                        "volatility_halflife": volatility_halflife,
                         "gate": gate, "adopt_after": adopt, "min_std": min_std}  # fmt: skip
 
     def model_of(self, device_id: str, metric: str) -> str:
         """The model scoring this series now: ``flat``, ``daily`` or ``weekly``."""
-        slot = self.index.slots([device_id], [metric])
-        return MODELS[int(self._choice(slot, self.last_us[slot])[0])]
+        s = self.index.slots([device_id], [metric])
+        a = self.a
+        seen = self.last_us[s] - a["t0"][s].astype(np.int64)
+        return MODELS[int(self._choice(seen, a["mse"][s], a["model"][s])[0])]
 
     # -- the profiles ---------------------------------------------------------------------
     @staticmethod
@@ -175,66 +204,102 @@ class Adaptive(SeriesDetector):
         return i0, (i0 + 1) % bins, frac
 
     def _profile(self, name: str, s: I64, ts: I64, period_us: int) -> tuple[F64, I64, I64, F64]:
+        """The profile's value at each reading's phase, and where it was read: the two
+        cells (flat indices into the profile) and the weight of the second."""
         prof = self.a[name]
         bins = prof.shape[1]
         i0, i1, w = self._phase(ts, period_us, bins)
-        return (1.0 - w) * prof[s, i0] + w * prof[s, i1], i0, i1, w
+        f0, f1 = s * bins + i0, s * bins + i1
+        flat = prof.reshape(-1)  # a view: the state arrays are contiguous
+        return (1.0 - w) * flat[f0] + w * flat[f1], f0, f1, w
 
     def _learn_profile(
-        self, name: str, s: I64, at: tuple[I64, I64, F64], err: F64, learn: B
+        self, name: str, at: tuple[I64, I64, F64], err: F64, rate: F64, learn: B
     ) -> None:
-        prof, cnt = self.a[name], self.a["n" + name[4:]]
-        i0, i1, w = at
-        for i, wt in ((i0, 1.0 - w), (i1, w)):
-            n = cnt[s, i]
-            a = np.maximum(self.alpha_s, 1.0 / (n + 1.0)) * wt * learn
-            prof[s, i] += a * err
-            cnt[s, i] = n + wt * learn
+        """Move the two cells a reading was read from towards it, by their weights."""
+        flat = self.a[name].reshape(-1)
+        f0, f1, w = at
+        step = rate * learn * err
+        flat[f0] += (1.0 - w) * step
+        flat[f1] += w * step
 
     # -- model choice -----------------------------------------------------------------------
-    def _choice(self, s: I64, ts: I64) -> I64:
-        a = self.a
-        seen = ts - a["t0"][s]
-        mse = a["mse"][s]
+    def _choice(self, seen: I64, mse: F64, held: F64) -> I64:
+        """The model each series scores with now. A profile model is taken once the series
+        has been seen for two of its periods and its error is below ``choose`` times the
+        simpler one's; once taken, it is kept while its error is at most the simpler one's
+        (so a model is not dropped and retaken as its error ratio hovers near ``choose``)."""
         daily = (seen >= 2 * DAY_US) & (mse[:, 1] < self.choose * mse[:, 0])
-        weekly = daily & (seen >= 2 * WEEK_US) & (mse[:, 2] < self.choose * mse[:, 1])
-        weekly &= self.weekly
+        daily |= (held >= 1) & (mse[:, 1] <= mse[:, 0])
+        weekly = (seen >= 2 * WEEK_US) & (mse[:, 2] < self.choose * mse[:, 1])
+        weekly |= (held == 2) & (mse[:, 2] <= mse[:, 1])
+        weekly &= daily & self.weekly
         out: I64 = np.where(weekly, 2, np.where(daily, 1, 0))
         return out
 
     # -- one round ----------------------------------------------------------------------------
     def _step(self, s: I64, x: F64, dt_s: F64) -> F64:
         a, ts, n = self.a, self._ts_us, self.count[s]
+        if is_whole(s, len(self.index)):  # every series once, in slot order: slices
+            k = s.size
+
+            def get(name: str) -> F64:
+                out: F64 = a[name][:k].copy()
+                return out
+
+            def put(name: str, value: F64) -> None:
+                a[name][:k] = value
+
+        else:
+
+            def get(name: str) -> F64:
+                out: F64 = a[name][s]
+                return out
+
+            def put(name: str, value: F64) -> None:
+                a[name][s] = value
+
         first = n == 0
-        t0 = np.where(first, ts, a["t0"][s]).astype(np.float64)
-        a["t0"][s] = t0
+        t0 = np.where(first, ts, get("t0"))
+        put("t0", t0)
         q = _resolution(a["quantum"], a["last"], s, x, first)
-        level = np.where(first[:, None], x[:, None], a["level"][s])
+        level = get("level")
+        if first.any():
+            level[first] = x[first, None]
         day = self._profile("prof_d", s, ts, DAY_US)
         week = self._profile("prof_w", s, ts, WEEK_US) if self.weekly else None
         sd = day[0]
-        sw = week[0] if week is not None else np.zeros_like(x)
+        sw = week[0] if week is not None else 0.0
         base = np.stack([level[:, 0], level[:, 1] + sd, level[:, 1] + sd + sw], axis=1)
         r = x[:, None] - base
-        c0, c1 = a["c0"][s], a["c1"][s]
-        r_prev, v_e, v4 = a["r_prev"][s], a["v_e"][s], a["v4_e"][s]
+        c0, c1, r_prev, v_e, v4 = get("c0"), get("c1"), get("r_prev"), get("v_e"), get("v4_e")
         phi = np.clip(c1 / np.maximum(c0, 1e-300), 0.0, 0.98)
         e = r - phi * r_prev
+        ee = e * e
         # spreads, floored: a quarter of the resolution, and a tiny fraction of the level
         floor2 = np.square(
             np.maximum(np.maximum(0.25 * q, self.min_std), 1e-6 * np.maximum(np.abs(x), 1.0))
         )[:, None]
         ready = (n >= self.warmup)[:, None]
-        u = np.clip(e / np.sqrt(np.maximum(v_e, floor2)), -_CLIP, _CLIP)
-        cus = np.where(ready, a["cus"][s] + self.alpha_c * (u - a["cus"][s]), 0.0)
-        v_cus = a["v_cus"][s]
+        ve_floored = np.maximum(v_e, floor2)
+        u = np.clip(e / np.sqrt(ve_floored), -_CLIP, _CLIP)
+        cus = get("cus")
+        cus = np.where(ready, cus + self.alpha_c * (u - cus), 0.0)
+        v_cus = get("v_cus")
         since = np.maximum(n - self.warmup, 0).astype(np.float64)[:, None]
         # the statistics of the chosen model only: the others are kept up, not scored
-        m = self._choice(s, ts)
-        rows = np.arange(s.size)
-        e_m, r_m, ve_m, c0_m = e[rows, m], r[rows, m], v_e[rows, m], c0[rows, m]
-        phi_m, f2 = phi[rows, m], floor2[:, 0]
-        excess = v4[rows, m] / np.maximum(ve_m * ve_m, 1e-300) - 3.0
+        mse = get("mse")
+        m = self._choice(ts - t0.astype(np.int64), mse, get("model"))
+        put("model", m.astype(np.float64))
+        at = np.arange(0, _M * s.size, _M) + m  # each row's chosen column, flat
+
+        def pick(values: F64) -> F64:
+            out: F64 = values.reshape(-1)[at]
+            return out
+
+        e_m, r_m, ve_m, c0_m, phi_m = pick(e), pick(r), pick(v_e), pick(c0), pick(phi)
+        f2 = floor2[:, 0]
+        excess = pick(v4) / np.maximum(ve_m * ve_m, 1e-300) - 3.0
         nu_e = np.clip(4.0 + 6.0 / np.maximum(excess, 1e-3), 4.5, 200.0)
         nu_r = np.clip(np.minimum(nu_e, self.ess * (1.0 - phi_m) / (1.0 + phi_m)), 3.0, 200.0)
         z_e = _t_to_z(e_m / np.sqrt(np.maximum(ve_m, f2)), nu_e)
@@ -242,39 +307,86 @@ class Adaptive(SeriesDetector):
         # the drift statistic's null spread: the white-noise one, or what this series has
         # shown if larger (the innovations of an imperfect model are not white); an
         # average of many innovations, so referred to the normal
-        spread = np.sqrt(np.maximum(v_cus[rows, m], self.cus_sd**2))
-        z_c = np.where(ready[:, 0], np.abs(cus[rows, m]) / spread, 0.0)
-        raw = np.where(n >= 2, np.maximum(np.maximum(z_e, z_r), z_c), 0.0)
-        # learn, unless gated
-        gated = (raw > self.gate_z) & (n >= self.warmup)
+        spread = np.sqrt(np.maximum(pick(v_cus), self.cus_sd**2))
+        z_c = np.where(ready[:, 0], np.abs(pick(cus)) / spread, 0.0)
+        level_raw = np.where(n >= 2, np.maximum(np.maximum(z_e, z_r), z_c), 0.0)
+        # learn, unless gated by the level's statistics (a burst of noise says nothing
+        # about where the level is: gating on it would freeze the level for the burst)
+        gated = (level_raw > self.gate_z) & (n >= self.warmup)
         learn = ~gated
+        # the volatility of the readings the level explains: while the level is off (an
+        # excursion), every innovation against the held model is large, and counting
+        # them would keep the statistic up long after the excursion ends
+        z_v, vol, vol_dev = self._volatility(pick(u), n, ready[:, 0], learn, get, put)
+        raw = np.maximum(level_raw, z_v)
         adopt = self._run(s, r, gated)
         al = np.where(n >= self.warmup, self.alpha, 1.0 / (n + 1.0))[:, None]
+        al_learn = al * learn[:, None]  # the learning rate, 0 where gated
         rs = np.stack([r[:, 0], r[:, 1], r[:, 1]], axis=1)
-        new_level = np.where(learn[:, None], level + al * rs, level)
-        new_level[:, 2] = new_level[:, 1]
-        a["cus"][s] = cus
-        av = np.maximum(self.alpha_v, 1.0 / (since + 1.0))
-        a["v_cus"][s] = np.where(learn[:, None] & ready, v_cus + av * (cus * cus - v_cus), v_cus)
-        self._learn_profile("prof_d", s, day[1:], r[:, 1], learn)
+        new_level = level + al_learn * rs
+        av = np.maximum(self.alpha_v, 1.0 / (since + 1.0)) * (learn[:, None] & ready)
+        put("v_cus", v_cus + av * (cus * cus - v_cus))
+        self._learn_volatility(vol, vol_dev, av[:, 0], get, put)
+        # a cell's rate: a plain average over its first updates, then exponential; a
+        # series' readings fall evenly over the phases, so a cell has had about
+        # n / bins of them (no count is kept per cell)
+        n_f = n.astype(np.float64)
+        rate_d = np.maximum(self.alpha_s, self.daily_bins / (n_f + self.daily_bins))
+        self._learn_profile("prof_d", day[1:], r[:, 1], rate_d, learn)
         if week is not None:
-            self._learn_profile("prof_w", s, week[1:], r[:, 2], learn)
-        started = ~first[:, None]
-        ok = learn[:, None] & started
-        a["c0"][s] = np.where(ok, c0 + al * (r * r - c0), c0)
-        a["c1"][s] = np.where(ok & (n >= 2)[:, None], c1 + al * (r * r_prev - c1), c1)
-        a["v_e"][s] = np.where(ok & (n >= 2)[:, None], v_e + al * (e * e - v_e), v_e)
-        a["v4_e"][s] = np.where(ok & (n >= 2)[:, None], v4 + al * (e**4 - v4), v4)
-        a["mse"][s] = np.where(ok, a["mse"][s] + al * (e * e - a["mse"][s]), a["mse"][s])
-        a["r_prev"][s] = np.where(learn[:, None], r, r_prev)
+            rate_w = np.maximum(self.alpha_s, 168.0 / (n_f + 168.0))
+            self._learn_profile("prof_w", week[1:], r[:, 2], rate_w, learn)
+        rate = al_learn * ~first[:, None]  # learning, and not the series' first reading
+        rate2 = rate * (n >= 2)[:, None]  # ... nor its second (no previous residual yet)
+        put("c0", c0 + rate * (r * r - c0))
+        put("c1", c1 + rate2 * (r * r_prev - c1))
+        put("v_e", v_e + rate2 * (ee - v_e))
+        put("v4_e", v4 + rate2 * (ee * ee - v4))
+        # each model's error, for the choice, with every squared innovation clipped at
+        # (4 sd)²: an anomaly the chosen model flags without gating it (a shift of a few
+        # sds) must not make the simpler model look better and hand it the series
+        put("mse", mse + rate * (np.minimum(ee, _CLIP**2 * ve_floored) - mse))
+        r_prev = np.where(learn[:, None], r, r_prev)
         if adopt is not None:
-            shift = adopt[0][:, None] * adopt[1]
-            new_level = new_level + shift
-            new_level[:, 2] = new_level[:, 1]
-            a["r_prev"][s] = np.where(adopt[0][:, None], 0.0, a["r_prev"][s])
-            a["cus"][s] = np.where(adopt[0][:, None], 0.0, a["cus"][s])
-        a["level"][s] = new_level
+            new_level += adopt[0][:, None] * adopt[1]
+            r_prev[adopt[0]] = 0.0
+            cus[adopt[0]] = 0.0
+        new_level[:, 2] = new_level[:, 1]
+        put("r_prev", r_prev)
+        put("cus", cus)
+        put("level", new_level)
         return raw
+
+    def _volatility(
+        self, u: F64, n: I64, ready: B, learn: B, get: _Get, put: _Put
+    ) -> tuple[F64, F64, F64]:
+        """The volatility statistic of the chosen model's standardised innovations ``u``
+        (clipped): an EWMA of ``u²`` against its learned null mean and variance, as a
+        normal deviate (one-sided: only a rise counts). Under the null the EWMA is about
+        a scaled chi-square on ``k = 2 mean² / variance`` degrees of freedom (Satterthwaite);
+        Wilson and Hilferty's cube root makes that a normal deviate, so the skewed tail of
+        a short average of squares is not read as a normal one. The EWMA moves only with
+        readings that ``learn``. Also the new EWMA and its deviation from the null mean."""
+        before = get("vol")
+        vol = np.where(ready, before + self.alpha_vol * learn * (u * u - before), 1.0)
+        put("vol", vol)
+        mean = get("m_vol")
+        mu = np.maximum(mean, 1e-3)
+        var = np.maximum(get("v_vol"), self.vol_var * mu * mu)
+        c = var / (mu * mu) / 9.0  # Wilson-Hilferty's 2 / (9 k)
+        z = (np.cbrt(vol / mu) - (1.0 - c)) / np.sqrt(c)
+        scored = ready & (n >= self.warmup + _VOL_WARMUP)
+        return np.where(scored, np.maximum(z, 0.0), 0.0), vol, vol - mean
+
+    def _learn_volatility(self, vol: F64, dev: F64, rate: F64, get: _Get, put: _Put) -> None:
+        """Learn the volatility's null mean and variance, each step clipped at 3 of its
+        standard deviations: a burst of noise (a variance anomaly) that lasts hundreds of
+        readings moves them little, a lasting change of the noise is learned in time."""
+        mean, var = get("m_vol"), get("v_vol")
+        lim = 3.0 * np.sqrt(np.maximum(var, self.vol_var * mean * mean))
+        step = np.clip(dev, -lim, lim)
+        put("m_vol", mean + rate * step)
+        put("v_vol", var + rate * (step * step - var))
 
     def _run(self, s: I64, r: F64, gated: B) -> tuple[B, F64] | None:
         """Count consecutive gated readings and their mean residual per model; which
@@ -293,8 +405,7 @@ class Adaptive(SeriesDetector):
         return adopt, mean
 
     def _p(self, raw: F64) -> F64:
-        p: F64 = np.exp(log_ndtr(-np.abs(raw)) + np.log(2.0))
-        return p
+        return _two_sided_p(raw)
 
 
 def _t_to_z(z: F64, nu: F64) -> F64:

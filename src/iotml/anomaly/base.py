@@ -206,7 +206,15 @@ class SeriesDetector:
         self._grow(len(self.index))
         x, ts = batch.values, batch.ts_us
         if len(order) == 1 and is_whole(order[0], len(batch)):  # the live case: no gathers
-            return self._round(slots, x, ts)
+            if slots.size != len(self.index) or is_whole(slots, slots.size):
+                return self._round(slots, x, ts)
+            # every series once, in another order (``slots`` is then a permutation):
+            # scored in slot order, where state arrays are read in sequence (and a
+            # detector may read and write them as slices), then put back in batch order
+            at = np.empty_like(slots)
+            at[slots] = np.arange(slots.size)
+            score, raw, ready = self._round(np.arange(slots.size), x[at], ts[at])
+            return score[slots], raw[slots], ready[slots]
         n = len(batch)
         raw, score = np.zeros(n), np.zeros(n)
         ready = np.zeros(n, dtype=bool)
