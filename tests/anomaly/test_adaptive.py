@@ -192,3 +192,25 @@ def test_a_burst_of_noise_is_flagged_by_the_volatility_statistic() -> None:
     s = Adaptive().update(_batch(v))
     assert s.score[DAY:at].max() < 0.5
     assert (s.score[at : at + 200] >= 0.5).mean() > 0.2
+
+
+def test_a_wild_reading_does_not_poison_the_series() -> None:
+    # 1e160 squared overflows to inf, and 0 * inf is NaN: a gated reading must leave the
+    # state exactly as it was, whatever its size
+    rng = np.random.default_rng(8)
+    v = 20 + rng.normal(0, 1, 600)
+    v[400] = 1e160
+    det = Adaptive()
+    s = det.update(_batch(v))
+    assert s.score[400] == 1.0
+    assert np.isfinite(s.score).all()
+    assert s.score[401:].max() < 0.5
+    assert all(np.isfinite(arr[: len(det.index)]).all() for arr in det.a.values())
+
+
+def test_asking_for_an_unknown_series_model_adds_nothing() -> None:
+    det = Adaptive()
+    det.update(_batch(np.zeros(10)))
+    with pytest.raises(KeyError, match="no series"):
+        det.model_of("nobody", "v")
+    assert len(det.index) == 1

@@ -119,6 +119,14 @@ class SeriesIndex:
         out: npt.NDArray[np.int64] = table[_int64(d), _int64(m)]
         return None if (out < 0).any() else out
 
+    def find(self, device_id: str, metric: str) -> int | None:
+        """The slot of a known series, or None; never adds one.
+
+        >>> SeriesIndex([("a", "t")]).find("a", "t"), SeriesIndex().find("a", "t")
+        (0, None)
+        """
+        return self._slot.get(device_id + _SEP + metric)
+
     def to_state(self) -> dict[str, Any]:
         """The keys, for a detector's saved state."""
         return {"devices": [k[0] for k in self.keys], "metrics": [k[1] for k in self.keys]}

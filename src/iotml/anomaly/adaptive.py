@@ -187,8 +187,14 @@ class Adaptive(SeriesDetector):
                         "gate": gate, "adopt_after": adopt, "min_std": min_std}  # fmt: skip
 
     def model_of(self, device_id: str, metric: str) -> str:
-        """The model scoring this series now: ``flat``, ``daily`` or ``weekly``."""
-        s = self.index.slots([device_id], [metric])
+        """The model scoring this series now: ``flat``, ``daily`` or ``weekly``.
+
+        Raises KeyError for a series this detector has not seen (asking does not add it).
+        """
+        slot = self.index.find(device_id, metric)
+        if slot is None:
+            raise KeyError(f"no series {device_id!r} / {metric!r} in this detector")
+        s = np.array([slot])
         a = self.a
         seen = self.last_us[s] - a["t0"][s].astype(np.int64)
         return MODELS[int(self._choice(seen, a["mse"][s], a["model"][s])[0])]
@@ -275,9 +281,9 @@ class Adaptive(SeriesDetector):
         c0, c1, r_prev, v_e, v4 = get("c0"), get("c1"), get("r_prev"), get("v_e"), get("v4_e")
         phi = np.clip(c1 / np.maximum(c0, 1e-300), 0.0, 0.98)
         e = r - phi * r_prev
-        ee = e * e
+        ee = _square(e)
         # spreads, floored: a quarter of the resolution, and a tiny fraction of the level
-        floor2 = np.square(
+        floor2 = _square(
             np.maximum(np.maximum(0.25 * q, self.min_std), 1e-6 * np.maximum(np.abs(x), 1.0))
         )[:, None]
         ready = (n >= self.warmup)[:, None]
@@ -338,10 +344,10 @@ class Adaptive(SeriesDetector):
             self._learn_profile("prof_w", week[1:], r[:, 2], rate_w, learn)
         rate = al_learn * ~first[:, None]  # learning, and not the series' first reading
         rate2 = rate * (n >= 2)[:, None]  # ... nor its second (no previous residual yet)
-        put("c0", c0 + rate * (r * r - c0))
-        put("c1", c1 + rate2 * (r * r_prev - c1))
-        put("v_e", v_e + rate2 * (ee - v_e))
-        put("v4_e", v4 + rate2 * (ee * ee - v4))
+        put("c0", _toward(c0, rate, _square(r)))
+        put("c1", _toward(c1, rate2, np.clip(r * r_prev, -_BIG, _BIG)))
+        put("v_e", _toward(v_e, rate2, _square(e)))
+        put("v4_e", _toward(v4, rate2, _square(_square(e))))
         # each model's error, for the choice, with every squared innovation clipped at
         # (4 sd)²: an anomaly the chosen model flags without gating it (a shift of a few
         # sds) must not make the simpler model look better and hand it the series
@@ -406,6 +412,22 @@ class Adaptive(SeriesDetector):
 
     def _p(self, raw: F64) -> F64:
         return _two_sided_p(raw)
+
+
+_BIG = 1e300  # squares are capped here: a wild reading must not overflow into inf, then NaN
+
+
+def _square(x: F64) -> F64:
+    """``x²``, capped at ``_BIG`` (no overflow to inf)."""
+    out: F64 = np.minimum(np.square(np.minimum(np.abs(x), 1e150)), _BIG)
+    return out
+
+
+def _toward(old: F64, rate: F64, new: F64) -> F64:
+    """An exponentially weighted step from ``old`` towards ``new``; where ``rate`` is 0
+    (gated, or not yet learning) ``old`` exactly, whatever ``new`` is."""
+    out: F64 = np.where(rate > 0, old + rate * (new - old), old)
+    return out
 
 
 def _t_to_z(z: F64, nu: F64) -> F64:
