@@ -344,15 +344,19 @@ class Adaptive(SeriesDetector):
             self._learn_profile("prof_w", week[1:], r[:, 2], rate_w, learn)
         rate = al_learn * ~first[:, None]  # learning, and not the series' first reading
         rate2 = rate * (n >= 2)[:, None]  # ... nor its second (no previous residual yet)
-        put("c0", _toward(c0, rate, _square(r)))
-        put("c1", _toward(c1, rate2, np.clip(r * r_prev, -_BIG, _BIG)))
-        put("v_e", _toward(v_e, rate2, _square(e)))
-        put("v4_e", _toward(v4, rate2, _square(_square(e))))
+        # every product below is of values capped at 1e150, so finite: a rate of 0 (gated)
+        # then leaves the state exactly as it was, however wild the reading
+        r_c = np.clip(r, -_ROOT_BIG, _ROOT_BIG)
+        put("c0", c0 + rate * (r_c * r_c - c0))
+        put("c1", c1 + rate2 * (r_c * r_prev - c1))
+        put("v_e", v_e + rate2 * (ee - v_e))
+        e4 = np.minimum(ee, _ROOT_BIG)
+        put("v4_e", v4 + rate2 * (e4 * e4 - v4))
         # each model's error, for the choice, with every squared innovation clipped at
         # (4 sd)²: an anomaly the chosen model flags without gating it (a shift of a few
         # sds) must not make the simpler model look better and hand it the series
         put("mse", mse + rate * (np.minimum(ee, _CLIP**2 * ve_floored) - mse))
-        r_prev = np.where(learn[:, None], r, r_prev)
+        r_prev = np.where(learn[:, None], r_c, r_prev)
         if adopt is not None:
             new_level += adopt[0][:, None] * adopt[1]
             r_prev[adopt[0]] = 0.0
@@ -414,19 +418,13 @@ class Adaptive(SeriesDetector):
         return _two_sided_p(raw)
 
 
-_BIG = 1e300  # squares are capped here: a wild reading must not overflow into inf, then NaN
+_ROOT_BIG = 1e150  # values are capped here before they are squared: no overflow to inf
 
 
 def _square(x: F64) -> F64:
-    """``x²``, capped at ``_BIG`` (no overflow to inf)."""
-    out: F64 = np.minimum(np.square(np.minimum(np.abs(x), 1e150)), _BIG)
-    return out
-
-
-def _toward(old: F64, rate: F64, new: F64) -> F64:
-    """An exponentially weighted step from ``old`` towards ``new``; where ``rate`` is 0
-    (gated, or not yet learning) ``old`` exactly, whatever ``new`` is."""
-    out: F64 = np.where(rate > 0, old + rate * (new - old), old)
+    """``x²``, of ``x`` capped at ``±1e150`` (finite, whatever ``x`` is)."""
+    c = np.clip(x, -_ROOT_BIG, _ROOT_BIG)
+    out: F64 = c * c
     return out
 
 
