@@ -92,12 +92,13 @@ B = npt.NDArray[np.bool_]
 MODELS = ("flat", "daily", "weekly")
 DAY_US = 86_400 * 10**6
 WEEK_US = 7 * DAY_US
+_WEEK_BINS = 168  # the weekly profile's cells: hours
 _M = len(MODELS)
 _PER_MODEL = ("c0", "c1", "r_prev", "v_e", "v4_e", "mse", "run_r", "cus", "v_cus")
 _CLIP = 4.0  # standardised innovations are clipped here before they are accumulated
 _VOL_WARMUP = 100  # readings after the warm-up before the volatility statistic scores
-_Get = Callable[[str], "npt.NDArray[np.float64]"]
-_Put = Callable[[str, "npt.NDArray[np.float64]"], None]
+_Get = Callable[[str], F64]
+_Put = Callable[[str, F64], None]
 
 
 class Adaptive(SeriesDetector):
@@ -112,7 +113,7 @@ class Adaptive(SeriesDetector):
     daily_bins : int
         Phase bins of the daily profile (48: half-hours, interpolated).
     weekly : bool
-        Whether to run the weekly model at all (168 floats per series more, twice).
+        Whether to run the weekly model at all (168 floats per series more).
     choose : float
         A profile model is chosen when its error is below ``choose`` times the simpler one's.
     drift_halflife : float
@@ -167,7 +168,7 @@ class Adaptive(SeriesDetector):
         if not (isinstance(adopt, int) and adopt >= 1):
             raise ConfigError(f"adopt_after must be at least 1 reading, got {adopt_after!r}")
         widths = dict.fromkeys(_PER_MODEL, _M) | {"level": _M}
-        widths |= {"prof_d": daily_bins, "prof_w": 168 if weekly else 1}
+        widths |= {"prof_d": daily_bins, "prof_w": _WEEK_BINS if weekly else 1}
         super().__init__(warmup=warmup, widths=widths)
         self.alpha = _alpha(halflife)
         self.alpha_s = _alpha(season_halflife, "season_halflife")
@@ -337,11 +338,14 @@ class Adaptive(SeriesDetector):
         # series' readings fall evenly over the phases, so a cell has had about
         # n / bins of them (no count is kept per cell)
         n_f = n.astype(np.float64)
-        rate_d = np.maximum(self.alpha_s, self.daily_bins / (n_f + self.daily_bins))
-        self._learn_profile("prof_d", day[1:], r[:, 1], rate_d, learn)
+
+        def cell_rate(bins: int) -> F64:
+            out: F64 = np.maximum(self.alpha_s, bins / (n_f + bins))
+            return out
+
+        self._learn_profile("prof_d", day[1:], r[:, 1], cell_rate(self.daily_bins), learn)
         if week is not None:
-            rate_w = np.maximum(self.alpha_s, 168.0 / (n_f + 168.0))
-            self._learn_profile("prof_w", week[1:], r[:, 2], rate_w, learn)
+            self._learn_profile("prof_w", week[1:], r[:, 2], cell_rate(_WEEK_BINS), learn)
         rate = al_learn * ~first[:, None]  # learning, and not the series' first reading
         rate2 = rate * (n >= 2)[:, None]  # ... nor its second (no previous residual yet)
         # every product below is of values capped at 1e150, so finite: a rate of 0 (gated)

@@ -29,7 +29,7 @@ sums — no loop over flows.
 
 from __future__ import annotations
 
-__all__ = ["FAILED_STATES", "FEATURES", "INFRASTRUCTURE", "STATES", "flow_features"]
+__all__ = ["FAILED_STATES", "FEATURES", "INFRASTRUCTURE", "STATES", "failed", "flow_features"]
 
 import numpy as np
 import numpy.typing as npt
@@ -112,13 +112,13 @@ def flow_features(table: pa.Table, window: float = 600.0, beacon_flows: int = 10
     if not table.num_rows:
         return np.zeros((0, len(FEATURES)))
     ts = _numbers(table, "ts")
-    failed = np.isin(_strings(table, "conn_state"), FAILED_STATES).astype(np.float64)
-    tcp_failed = failed * (_strings(table, "proto") == "tcp")
+    is_failed = failed(table)
+    tcp_failed = is_failed * (_strings(table, "proto") == "tcp")
     payload = np.log1p(np.nan_to_num(_numbers(table, "orig_bytes")).clip(0))
     device = _codes(table, ["orig_h"])
     conversation = _codes(table, ["orig_h", "resp_h", "resp_p", "proto"])
-    conv = _conversation(ts, conversation, failed, tcp_failed, payload, window, beacon_flows)
-    dev = _device(table, ts, device, failed, window)
+    conv = _conversation(ts, conversation, is_failed, tcp_failed, payload, window, beacon_flows)
+    dev = _device(table, ts, device, is_failed, window)
     return np.hstack([own, conv, dev])
 
 
@@ -288,6 +288,17 @@ def _numbers(table: pa.Table, name: str) -> Array:
     column = pc.cast(table.column(name), pa.float64())
     out: Array = column.to_numpy(zero_copy_only=False)
     return np.where(np.isnan(out), np.nan, out)
+
+
+def failed(table: pa.Table) -> Array:
+    """Per flow, 1.0 if its connection state is one of :data:`FAILED_STATES`, else 0.0."""
+    state = pc.fill_null(table.column("conn_state"), "")
+    out: Array = (
+        pc.is_in(state, value_set=pa.array(FAILED_STATES))
+        .to_numpy(zero_copy_only=False)
+        .astype(np.float64)
+    )
+    return out
 
 
 def _strings(table: pa.Table, name: str) -> npt.NDArray[np.object_]:

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotml.errors import BundleError
-from iotml.netsec.features import FAILED_STATES
+from iotml.netsec.features import failed as _failed
 
 Array = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -182,16 +182,6 @@ def _keys(table: pa.Table, columns: tuple[str, ...]) -> pa.Array:
     parts = [pc.fill_null(pc.cast(table.column(c), pa.string()), "") for c in columns]
     joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _SEPARATOR)
     out: pa.Array = joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
-    return out
-
-
-def _failed(table: pa.Table) -> Array:
-    state = pc.fill_null(table.column("conn_state"), "")
-    out: Array = (
-        pc.is_in(state, value_set=pa.array(FAILED_STATES))
-        .to_numpy(zero_copy_only=False)
-        .astype(np.float64)
-    )
     return out
 
 
