@@ -136,6 +136,37 @@ def test_parameters_are_checked() -> None:
         Adaptive(gate=1.5)
     with pytest.raises(ConfigError, match="adopt_after"):
         Adaptive(adopt_after=0)
+    with pytest.raises(ConfigError, match="spread_gate"):
+        Adaptive(gate=0.5, spread_gate=0.6)
+
+
+def test_a_faulty_sensor_spiking_every_hundred_readings_alerts_on_every_spike() -> None:
+    """Spikes of 60-120 sds every 100 readings, the first one in the warm-up: learnt
+    unclipped, that first spike inflated the spreads and each later one was learnt as a
+    heavy tail (every spike scored 0.27-0.38 before the spreads were learnt robustly)."""
+    rng = np.random.default_rng(11)
+    v = 48.0 + rng.normal(0, 0.2, 3_000)
+    at = np.arange(9, 3_000, 100)
+    v[at] += rng.choice([-1.0, 1.0], at.size) * rng.uniform(12.0, 24.0, at.size)
+    s = Adaptive().update(_batch(v))
+    assert (s.score[at[1:]] > 0.5).all()
+    quiet = np.ones(v.size, bool)
+    quiet[at] = quiet[at + 1] = False
+    assert s.score[100:][quiet[100:]].max() < 0.5
+
+
+def test_an_adopted_run_takes_the_level_it_has_reached_not_its_mean() -> None:
+    """A run gated for longer than ``adopt_after`` that moved on (down by 10 sds for 30
+    readings, then up by 10 for good): the level adopted is where the run is now, so the
+    new level is not flagged for a second ``adopt_after`` readings (adopting the run's
+    mean, -10 x 0.3 + 10 x 0.7 = 4, left it 6 sds off and gated until reading 1,700)."""
+    rng = np.random.default_rng(13)
+    v = rng.normal(0, 1, 3_000)
+    v[1_500:1_530] -= 10.0
+    v[1_530:] += 10.0
+    s = Adaptive(adopt_after=100).update(_batch(v))
+    assert (s.score[1_500:1_590] > 0.5).all()
+    assert s.score[1_610:].max() < 0.5
 
 
 def test_a_shift_of_a_few_sds_does_not_hand_a_daily_series_to_the_flat_model() -> None:

@@ -50,11 +50,19 @@ more than its effective sample size, ``ess · (1 - φ) / (1 + φ)``: the varianc
 strongly autocorrelated residual rests on few independent values. A quantised channel's
 spreads are floored at a quarter of its resolution (as :class:`RobustBaseline` does).
 
-**Gated learning**: a ready reading scoring above ``gate`` (default 0.5, ``p = 10⁻⁶``)
-teaches nothing, so a long anomaly or a drift is not absorbed while it lasts. A lasting
-change of regime is adopted after ``adopt_after`` consecutive gated readings (default 100):
-each model's level moves by the run's mean residual, its drift statistic restarts,
-and learning resumes.
+**Gated, robust learning**: a ready reading scoring above ``gate`` (default 0.5,
+``p = 10⁻⁶``) teaches nothing, so a long anomaly or a drift is not absorbed while it lasts.
+The spreads and the AR term learn from a narrower band: not from a reading whose
+innovation or drift statistic scores above ``spread_gate`` (default 0.3), so a slow ramp
+or a faulty sensor's run of faults, each reading below the gate, is not learnt as a
+wander; the kurtosis learns from every reading the level does (the tail readings are what
+it measures). Each learnt square is clipped at five of its estimate's standard deviations
+(from a series' 8th reading, Huber style), so one spike in the warm-up cannot inflate the
+spreads the next spikes are judged against. A lasting change of regime is adopted after
+``adopt_after`` consecutive gated readings (default 100): each model's level moves to
+where the run is now (its residual averaged with a half-life of 10 readings, not the
+run's mean, which for a run that moved on — down, then up for good — is neither), its
+drift statistic restarts, and learning resumes.
 
 >>> import numpy as np
 >>> from iotml.types import Batch
@@ -97,6 +105,9 @@ _M = len(MODELS)
 _PER_MODEL = ("c0", "c1", "r_prev", "v_e", "v4_e", "mse", "run_r", "cus", "v_cus")
 _CLIP = 4.0  # standardised innovations are clipped here before they are accumulated
 _VOL_WARMUP = 100  # readings after the warm-up before the volatility statistic scores
+_HUBER = 5.0  # learnt squares are clipped at this many sds of their own estimate ...
+_HUBER_FROM = 8  # ... from a series' 8th reading (before, the estimate is too rough)
+_ADOPT_HALFLIFE = 10.0  # readings: a gated run's residual, as adopted, is this recent
 _Get = Callable[[str], F64]
 _Put = Callable[[str, F64], None]
 
@@ -123,6 +134,9 @@ class Adaptive(SeriesDetector):
     gate, adopt_after
         Readings scoring above ``gate`` are not learned; ``adopt_after`` of them in a row
         are adopted as the new normal.
+    spread_gate
+        Readings whose innovation or drift statistic scores above this (at most ``gate``)
+        do not teach the spreads and the AR term.
     warmup, min_std
         Readings before scores count; a floor on spreads, in the series' units.
     """
@@ -157,6 +171,7 @@ class Adaptive(SeriesDetector):
         adopt_after: int = 100,
         warmup: int = 30,
         min_std: float = 0.0,
+        spread_gate: float = 0.3,
     ) -> None:
         if not isinstance(daily_bins, int) or daily_bins < 2:
             raise ConfigError(f"daily_bins must be an integer of at least 2, got {daily_bins!r}")
@@ -164,6 +179,8 @@ class Adaptive(SeriesDetector):
             raise ConfigError(f"choose must be in (0, 1], got {choose!r}")
         if not 0.0 < gate <= 1.0:
             raise ConfigError(f"gate must be a score in (0, 1], got {gate!r}")
+        if not 0.0 < spread_gate <= gate:
+            raise ConfigError(f"spread_gate must be a score in (0, gate], got {spread_gate!r}")
         adopt = adopt_after
         if not (isinstance(adopt, int) and adopt >= 1):
             raise ConfigError(f"adopt_after must be at least 1 reading, got {adopt_after!r}")
@@ -180,12 +197,15 @@ class Adaptive(SeriesDetector):
         self.ess = (2.0 - self.alpha) / self.alpha
         self.daily_bins, self.weekly, self.choose = daily_bins, bool(weekly), float(choose)
         self.gate_z, self.adopt_after, self.min_std = _score_to_z(gate), adopt, float(min_std)
+        self.spread_z = _score_to_z(spread_gate)
+        self.adopt_rate = _alpha(_ADOPT_HALFLIFE)
         self._chosen: I64 = np.zeros(0, dtype=np.int64)
         self.params |= {"halflife": halflife, "season_halflife": season_halflife,
                         "daily_bins": daily_bins, "weekly": weekly, "choose": choose,
                         "drift_halflife": drift_halflife,
                         "volatility_halflife": volatility_halflife,
-                        "gate": gate, "adopt_after": adopt, "min_std": min_std}  # fmt: skip
+                        "gate": gate, "adopt_after": adopt, "min_std": min_std,
+                        "spread_gate": spread_gate}  # fmt: skip
 
     def model_of(self, device_id: str, metric: str) -> str:
         """The model scoring this series now: ``flat``, ``daily`` or ``weekly``.
@@ -321,6 +341,12 @@ class Adaptive(SeriesDetector):
         # about where the level is: gating on it would freeze the level for the burst)
         gated = (level_raw > self.gate_z) & (n >= self.warmup)
         learn = ~gated
+        # the spreads and the AR term learn from a narrower band: a slow ramp or a run of
+        # faults that scores 0.3-0.5 reading by reading would otherwise be learnt as a
+        # wander (phi towards 1, the residual's spread up) and hide the rest of itself
+        # (judged by the innovation and drift statistics: a wander far from the level, as
+        # a random walk's, is what the residual's spread must learn)
+        learn_spread = learn & ~((np.maximum(z_e, z_c) > self.spread_z) & (n >= self.warmup))
         # the volatility of the readings the level explains: while the level is off (an
         # excursion), every innovation against the held model is large, and counting
         # them would keep the statistic up long after the excursion ends
@@ -346,20 +372,32 @@ class Adaptive(SeriesDetector):
         self._learn_profile("prof_d", day[1:], r[:, 1], cell_rate(self.daily_bins), learn)
         if week is not None:
             self._learn_profile("prof_w", week[1:], r[:, 2], cell_rate(_WEEK_BINS), learn)
-        rate = al_learn * ~first[:, None]  # learning, and not the series' first reading
-        rate2 = rate * (n >= 2)[:, None]  # ... nor its second (no previous residual yet)
+        later = ~first & (n >= 2)  # not the series' first reading (no residual before it)
+        rate = al * (learn & later)[:, None]  # the kurtosis and the model errors
+        rate_s = al * (learn_spread & later)[:, None]  # the spreads and the AR term
         # every product below is of values capped at 1e150, so finite: a rate of 0 (gated)
         # then leaves the state exactly as it was, however wild the reading
         r_c = np.clip(r, -_ROOT_BIG, _ROOT_BIG)
-        put("c0", c0 + rate * (r_c * r_c - c0))
-        put("c1", c1 + rate2 * (r_c * r_prev - c1))
-        put("v_e", v_e + rate2 * (ee - v_e))
-        e4 = np.minimum(ee, _ROOT_BIG)
-        put("v4_e", v4 + rate2 * (e4 * e4 - v4))
+        # Huber: each learnt square is clipped at (5 sd)² of its current estimate (from
+        # the series' 8th reading), so one spike learnt in the warm-up, or each of a
+        # faulty sensor's, cannot inflate the spreads it is then judged against
+        robust = (n >= _HUBER_FROM)[:, None]
+        lim_r = np.where(robust, _HUBER * np.sqrt(np.maximum(c0, floor2)), _ROOT_BIG)
+        r_h, r_ph = np.clip(r_c, -lim_r, lim_r), np.clip(r_prev, -lim_r, lim_r)
+        ee_h = np.where(robust, np.minimum(ee, _HUBER**2 * ve_floored), ee)
+        first_rate = al * (learn_spread & ~first)[:, None]  # c0 learns from the first residual
+        put("c0", c0 + first_rate * (r_h * r_h - c0))
+        put("c1", c1 + rate_s * (r_h * r_ph - c1))
+        put("v_e", v_e + rate_s * (ee_h - v_e))
+        # the kurtosis learns from every reading the level does (not only the spreads'
+        # band): the tail readings are what it measures, and without them a heavy-tailed
+        # series would be judged as a normal one
+        e4 = np.minimum(ee_h, _ROOT_BIG)
+        put("v4_e", v4 + rate * (e4 * e4 - v4))
         # each model's error, for the choice, with every squared innovation clipped at
         # (4 sd)²: an anomaly the chosen model flags without gating it (a shift of a few
         # sds) must not make the simpler model look better and hand it the series
-        put("mse", mse + rate * (np.minimum(ee, _CLIP**2 * ve_floored) - mse))
+        put("mse", mse + al_learn * ~first[:, None] * (np.minimum(ee, _CLIP**2 * ve_floored) - mse))
         r_prev = np.where(learn[:, None], r_c, r_prev)
         if adopt is not None:
             new_level += adopt[0][:, None] * adopt[1]
@@ -412,7 +450,11 @@ class Adaptive(SeriesDetector):
             run[ended] = 0.0
             return None
         k = np.where(gated, g[s] + 1.0, 0.0)
-        mean = np.where(gated[:, None], run[s] + (r - run[s]) / np.maximum(k, 1.0)[:, None], 0.0)
+        # the run's residual, averaged over its first readings and then exponentially
+        # (half-life 10): where the run has got to, not its mean, so a run that moved on
+        # (a ramp, a machine down and back) adopts the level it is at now
+        w = np.maximum(1.0 / np.maximum(k, 1.0), self.adopt_rate)[:, None]
+        mean = np.where(gated[:, None], run[s] + (r - run[s]) * w, 0.0)
         adopt: B = k >= self.adopt_after
         g[s] = k * ~adopt
         run[s] = mean * ~adopt[:, None]
