@@ -45,7 +45,9 @@ four tests is at most ``log10(4)/12`` above each one's calibration):
 
 **Calibration** holds under heavy tails and autocorrelation: each statistic is referred to
 Student's *t* rather than the normal, with degrees of freedom from the innovations' own
-kurtosis (``nu = 4 + 6 / excess``, exponentially weighted moments), and for the residual no
+kurtosis (``nu = 4 + 6 / excess``, exponentially weighted moments of the innovations about
+their recent mean, so a run of biased innovations — a ramp — reads as a shift, not as a
+heavy tail), and for the residual no
 more than its effective sample size, ``ess · (1 - φ) / (1 + φ)``: the variance of a
 strongly autocorrelated residual rests on few independent values. A quantised channel's
 spreads are floored at a quarter of its resolution (as :class:`RobustBaseline` does).
@@ -102,7 +104,7 @@ DAY_US = 86_400 * 10**6
 WEEK_US = 7 * DAY_US
 _WEEK_BINS = 168  # the weekly profile's cells: hours
 _M = len(MODELS)
-_PER_MODEL = ("c0", "c1", "r_prev", "v_e", "v4_e", "mse", "run_r", "cus", "v_cus")
+_PER_MODEL = ("c0", "c1", "r_prev", "v_e", "v2_d", "v4_e", "mse", "run_r", "cus", "v_cus")
 _CLIP = 4.0  # standardised innovations are clipped here before they are accumulated
 _VOL_WARMUP = 100  # readings after the warm-up before the volatility statistic scores
 _HUBER = 5.0  # learnt squares are clipped at this many sds of their own estimate ...
@@ -311,6 +313,9 @@ class Adaptive(SeriesDetector):
         ve_floored = np.maximum(v_e, floor2)
         u = np.clip(e / np.sqrt(ve_floored), -_CLIP, _CLIP)
         cus = get("cus")
+        # the innovation about its recent mean (the drift statistic before this reading),
+        # for the kurtosis: a run of biased innovations (a ramp) is a shift, not a tail
+        dev = _square(e - cus * np.sqrt(ve_floored))
         cus = np.where(ready, cus + self.alpha_c * (u - cus), 0.0)
         v_cus = get("v_cus")
         since = np.maximum(n - self.warmup, 0).astype(np.float64)[:, None]
@@ -326,7 +331,8 @@ class Adaptive(SeriesDetector):
 
         e_m, r_m, ve_m, c0_m, phi_m = pick(e), pick(r), pick(v_e), pick(c0), pick(phi)
         f2 = floor2[:, 0]
-        excess = pick(v4) / np.maximum(ve_m * ve_m, 1e-300) - 3.0
+        v2 = pick(get("v2_d"))
+        excess = pick(v4) / np.maximum(v2 * v2, 1e-300) - 3.0
         nu_e = np.clip(4.0 + 6.0 / np.maximum(excess, 1e-3), 4.5, 200.0)
         nu_r = np.clip(np.minimum(nu_e, self.ess * (1.0 - phi_m) / (1.0 + phi_m)), 3.0, 200.0)
         z_e = _t_to_z(e_m / np.sqrt(np.maximum(ve_m, f2)), nu_e)
@@ -389,11 +395,14 @@ class Adaptive(SeriesDetector):
         put("c0", c0 + first_rate * (r_h * r_h - c0))
         put("c1", c1 + rate_s * (r_h * r_ph - c1))
         put("v_e", v_e + rate_s * (ee_h - v_e))
-        # the kurtosis learns from every reading the level does (not only the spreads'
-        # band): the tail readings are what it measures, and without them a heavy-tailed
-        # series would be judged as a normal one
-        e4 = np.minimum(ee_h, _ROOT_BIG)
-        put("v4_e", v4 + rate * (e4 * e4 - v4))
+        # the kurtosis (of the innovations about their recent mean) learns from every
+        # reading the level does, not only from the spreads' band: the tail readings are
+        # what it measures, and without them a heavy-tailed series would be judged as a
+        # normal one
+        d2 = np.minimum(np.where(robust, np.minimum(dev, _HUBER**2 * ve_floored), dev), _ROOT_BIG)
+        v2_d = get("v2_d")
+        put("v2_d", v2_d + rate * (d2 - v2_d))
+        put("v4_e", v4 + rate * (d2 * d2 - v4))
         # each model's error, for the choice, with every squared innovation clipped at
         # (4 sd)²: an anomaly the chosen model flags without gating it (a shift of a few
         # sds) must not make the simpler model look better and hand it the series
