@@ -212,6 +212,23 @@ def test_a_round_of_every_series_scores_the_same_in_any_order() -> None:
     assert np.delete(spike, 5).max() < 0.5
 
 
+def test_a_round_without_every_series_scores_as_one_with_every_series() -> None:
+    # the other code path: a detector that also holds a silent series gathers and
+    # scatters its state by slot instead of slicing it; the scores must be the same
+    rng = np.random.default_rng(6)
+    n, k = 2 * DAY, 30
+    v = 20 + _daily(n, k) + _ar1(rng, n, k, 0.8)
+    v[DAY + 40 :, 3] += 6.0  # a lasting shift (gated, then adopted)
+    v[DAY + 90, 7] = 1e160  # a wild reading
+    ts = np.arange(n, dtype=np.int64) * STEP_US
+    ids = np.asarray([f"s{i}" for i in range(k)], dtype=object)
+    sliced, gathered = Adaptive(), Adaptive()
+    gathered.update(Batch.from_arrays(["silent"], ["v"], [0], [1.0]))
+    for i in range(n):
+        batch = Batch.from_arrays(ids, ["v"] * k, np.full(k, ts[i]), v[i])
+        np.testing.assert_array_equal(gathered.update(batch).score, sliced.update(batch).score)
+
+
 def test_a_burst_of_noise_is_flagged_by_the_volatility_statistic() -> None:
     # the noise four times louder for 200 readings, the level unchanged: single readings
     # rarely stand out (most are within 4 of the old sds), the average of their squares does
