@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.helpers import free_port, run_iotml
 
 from iotml.api import create_app
 from iotml.config import Limits
@@ -30,18 +31,6 @@ from iotml.store import DuckDBStore, MemoryStore, Store
 BLOCK = b'{"ts": 1767225600, "temp": 21.5}, ' * 1927  # 65,518 bytes
 MIB = 1 << 20
 TELEMETRY = "/api/v1/telemetry"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _iotml(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IOTML_HOME": str(home)}
-    cmd = [sys.executable, "-m", "iotml.cli", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _memory_kib(pid: int) -> dict[str, int]:
@@ -119,7 +108,7 @@ def _read_answer(sock: socket.socket) -> bytes:
 
 def _serve(home: Path) -> tuple[subprocess.Popen[str], int]:
     """``iotml serve`` in a subprocess, once it says it is ready: (process, HTTP port)."""
-    http, mqtt = _free_port(), _free_port()
+    http, mqtt = free_port(), free_port()
     env = {**os.environ, "IOTML_HOME": str(home)}
     cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
     proc = subprocess.Popen(
@@ -143,7 +132,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 def test_200_mb_bodies_are_refused_with_flat_memory_and_dead_lettered(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    added = _iotml(home, "devices", "add", "meter-9")
+    added = run_iotml(home, "devices", "add", "meter-9")
     token = next(w for w in added.stdout.split() if len(w) >= 40)
     proc, port = _serve(home)
     try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from tests.forecast.meters import write_meters
+from tests.helpers import free_port
 
 from iotml.api import create_app
 from iotml.api.service import ServeConfig, Service
@@ -66,18 +66,12 @@ def test_latest_forecast_of_a_device_and_404s() -> None:
     assert "device 'meter-z'" in unknown.json()["detail"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_config_forecast_model_adds_the_stage(tmp_path: Path) -> None:
     store = MemoryStore()
     model, _ = _fitted(store)
     model.save(ModelRegistry(tmp_path), "meters", "1.0.0")
     config = ServeConfig(
-        http_port=_free_port(), mqtt_port=_free_port(), forecast_model="meters@1.0.0",
+        http_port=free_port(), mqtt_port=free_port(), forecast_model="meters@1.0.0",
         forecast_every_s=120.0, home=tmp_path,
     )  # fmt: skip
     service = Service(store, config)

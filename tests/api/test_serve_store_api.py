@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tests.helpers import free_port, run_iotml
 
 from iotml.store import ServerInfo
 
@@ -19,16 +19,8 @@ NOW_S = int(time.time())
 DEADLINE_S = 30.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _iotml(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IOTML_HOME": str(home)}
-    cmd = [sys.executable, "-m", "iotml.cli", *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = run_iotml(home, *args)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -40,7 +32,7 @@ def _rows(home: Path) -> list[tuple[str, str, float]]:
 
 def test_cli_commands_work_while_serve_runs(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    http, mqtt = _free_port(), _free_port()
+    http, mqtt = free_port(), free_port()
     env = {**os.environ, "IOTML_HOME": str(home)}
     cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
     server = subprocess.Popen(
@@ -88,7 +80,7 @@ def test_cli_commands_work_while_serve_runs(tmp_path: Path) -> None:
 
 def test_simulate_over_http_registers_its_fleet_through_a_running_serve(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    http, mqtt = _free_port(), _free_port()
+    http, mqtt = free_port(), free_port()
     env = {**os.environ, "IOTML_HOME": str(home)}
     cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
     server = subprocess.Popen(

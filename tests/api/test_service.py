@@ -16,6 +16,7 @@ import aiomqtt
 import httpx
 import orjson
 import pytest
+from tests.helpers import free_port, run_iotml
 
 from iotml.api.service import ServeConfig, Service
 from iotml.devices import issue_token
@@ -27,14 +28,8 @@ NOW_S = int(time.time())
 PACK = f'[{{"bn": "pump-1:", "bt": {NOW_S}, "n": "temp", "u": "Cel", "v": 480.0}}]'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config(**kw: object) -> ServeConfig:
-    return ServeConfig(http_port=_free_port(), mqtt_port=_free_port(), max_delay_s=0.01, **kw)  # type: ignore[arg-type]
+    return ServeConfig(http_port=free_port(), mqtt_port=free_port(), max_delay_s=0.01, **kw)  # type: ignore[arg-type]
 
 
 def test_mqtt_and_http_readings_are_stored_events_published_and_shutdown_flushes() -> None:
@@ -81,15 +76,9 @@ def test_a_taken_http_port_is_a_clear_error() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        service = Service(MemoryStore(), ServeConfig(http_port=port, mqtt_port=_free_port()))
+        service = Service(MemoryStore(), ServeConfig(http_port=port, mqtt_port=free_port()))
         with pytest.raises(ConfigError, match=f"HTTP port {port} on 127.0.0.1 is already in use"):
             asyncio.run(service.run(asyncio.Event()))
-
-
-def _iotml(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IOTML_HOME": str(home)}
-    cmd = [sys.executable, "-m", "iotml.cli", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _publish(port: int, payload: str, device: str, token: str) -> None:
@@ -114,11 +103,11 @@ def test_serve_command_accepts_mosquitto_pub_and_curl_and_both_are_queryable(
     tmp_path: Path,
 ) -> None:
     home = tmp_path / "home"
-    added = _iotml(home, "devices", "add", "meter-9")
+    added = run_iotml(home, "devices", "add", "meter-9")
     token = next(w for w in added.stdout.split() if len(w) >= 40)
-    added = _iotml(home, "devices", "add", "pump-1")
+    added = run_iotml(home, "devices", "add", "pump-1")
     pump_token = next(w for w in added.stdout.split() if len(w) >= 40)
-    http, mqtt = _free_port(), _free_port()
+    http, mqtt = free_port(), free_port()
     env = {**os.environ, "IOTML_HOME": str(home)}
     cmd = [sys.executable, "-m", "iotml.cli", "serve", "--http-port", str(http)]
     server = subprocess.Popen(
@@ -141,7 +130,7 @@ def test_serve_command_accepts_mosquitto_pub_and_curl_and_both_are_queryable(
     finally:
         server.kill()
         server.communicate()  # reaps it and closes its stderr pipe
-    out = _iotml(home, "query", "--output", "json").stdout
+    out = run_iotml(home, "query", "--output", "json").stdout
     rows = [orjson.loads(line) for line in out.splitlines()]  # JSON Lines
     assert sorted((r["device_id"], r["metric"], r["value"]) for r in rows) == [
         ("meter-9", "power", 1.25),

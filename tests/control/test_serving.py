@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import free_port
 from typer.testing import CliRunner
 
 from iotml.api.service import ServeConfig, Service
@@ -34,12 +34,6 @@ from iotml.types import Batch
 
 T0 = 1_767_225_600_000_000  # 2026-01-01 00:00 UTC, a Thursday
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- policy specs -----------------------------------------------------------------------
@@ -169,7 +163,7 @@ def _config(**kw: Any) -> ServeConfig:
     """A laptop trial: the simulated fleet publishes for every device on one anonymous
     connection, which the embedded broker allows only with ``anonymous``."""
     kw.setdefault("anonymous", True)
-    return ServeConfig(http_port=_free_port(), mqtt_port=_free_port(), max_delay_s=0.01, **kw)
+    return ServeConfig(http_port=free_port(), mqtt_port=free_port(), max_delay_s=0.01, **kw)
 
 
 def test_serve_config_thermostat_policy_adds_the_stage(tmp_path: Path) -> None:
@@ -264,8 +258,8 @@ def test_help_lists_the_new_options() -> None:
     ],
 )  # fmt: skip
 def test_serve_refuses_a_bad_thermostat_option_in_one_line(args: list[str], message: str) -> None:
-    code, out = _cli("serve", "--http-port", str(_free_port()), "--mqtt-port",
-                     str(_free_port()), *args)  # fmt: skip
+    code, out = _cli("serve", "--http-port", str(free_port()), "--mqtt-port",
+                     str(free_port()), *args)  # fmt: skip
     assert code == 1
     assert message in out
     assert "Traceback" not in out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 from tests.clustering.movers import make_movers
+from tests.helpers import free_port
 
 from iotml.api.service import ServeConfig, Service
 from iotml.clustering.model import ClusterModel
@@ -202,16 +202,10 @@ def test_load_behaviour_stage_refuses_a_tracks_model_and_bad_settings(
         BehaviourStage(ClusterModel(), store)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_config_cluster_model_adds_the_stage(model: ClusterModel, tmp_path: Path) -> None:
     model.save(ModelRegistry(tmp_path), "households", "1")
     config = ServeConfig(
-        http_port=_free_port(), mqtt_port=_free_port(), cluster_model="households@1",
+        http_port=free_port(), mqtt_port=free_port(), cluster_model="households@1",
         cluster_every_s=7200.0, home=tmp_path,
     )  # fmt: skip
     service = Service(MemoryStore(), config)

@@ -22,15 +22,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from tests.helpers import free_port
 
 _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -51,7 +46,7 @@ class MosquittoBroker:
         self.binary = binary
         self.workdir = workdir
         self.extra = list(extra)
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = workdir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None

@@ -8,6 +8,7 @@ import uuid
 
 import aiomqtt
 import pytest
+from tests.helpers import free_port
 
 from iotml.devices import TokenBook, issue_token
 from iotml.errors import ConfigError
@@ -15,12 +16,6 @@ from iotml.pipeline import Pipeline
 from iotml.store import MemoryStore
 from iotml.transport.broker import EmbeddedBroker
 from iotml.transport.mqtt import MqttSource
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _publish(port: int, first: int, count: int) -> None:
@@ -50,7 +45,7 @@ def _source(broker: EmbeddedBroker, client_id: str) -> MqttSource:
 
 
 def test_readings_through_the_embedded_broker_are_stored_and_survive_an_ingester_restart() -> None:
-    port = _free_port()
+    port = free_port()
     store = MemoryStore()
     client_id = f"iotml-{uuid.uuid4().hex[:8]}"
 
@@ -103,7 +98,7 @@ def test_bad_ports_and_v5_only_features_are_refused() -> None:
 
 
 def test_clients_with_a_username_must_prove_it_and_anonymous_ones_only_when_allowed() -> None:
-    port = _free_port()
+    port = free_port()
     store = MemoryStore()
     token = issue_token(store, "pump-7")
     book = TokenBook(store)

@@ -24,7 +24,6 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+from tests.helpers import free_port
 
 from iotml.devices import issue_token
 from iotml.store import DuckDBStore, RemoteStore, ServerInfo
@@ -62,12 +62,6 @@ BROKER = ["max_inflight_messages 1000", "max_queued_messages 200000"]
 # in the socket (reading what was left before closing was tried, and recovered nothing).
 # The price of the saves: one fsync per message, a few hundred messages/s here.
 AUTOSAVE = ["autosave_on_changes true", "autosave_interval 1"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _reading(i: int) -> tuple[str, int, bytes]:
@@ -110,9 +104,9 @@ class Serve:
 
     def start(self) -> ServerInfo:
         """Start it; return once it has written serve.json (it is subscribed and serving)."""
-        args = ["--home", str(self.home), "serve", "--http-port", str(_free_port())]
+        args = ["--home", str(self.home), "serve", "--http-port", str(free_port())]
         if self.broker_url is None:  # HTTP only: the embedded broker on a free port
-            args += ["--mqtt-port", str(_free_port())]
+            args += ["--mqtt-port", str(free_port())]
         else:
             args += ["--broker", self.broker_url]
         args += ["--detector", "none", "--alert-topic", ""]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 import pytest
+from tests.helpers import free_port
 
 from iotml.api.service import ServeConfig, Service
 from iotml.devices import issue_token
@@ -75,7 +76,7 @@ def _check_refused(store: MemoryStore) -> None:
 
 @contextlib.asynccontextmanager
 async def _service(store: MemoryStore) -> AsyncIterator[Service]:
-    config = ServeConfig(http_port=0, mqtt_port=_free_port(), max_delay_s=0.01)
+    config = ServeConfig(http_port=0, mqtt_port=free_port(), max_delay_s=0.01)
     service = Service(store, config)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(service.run(stop, ready))
@@ -85,14 +86,6 @@ async def _service(store: MemoryStore) -> AsyncIterator[Service]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_embedded_broker_refuses_every_spoofing_route() -> None:
@@ -155,7 +148,7 @@ def test_mosquitto_with_the_generated_acl_refuses_every_spoofing_route(
     acl = broker.workdir / "acl"
     acl.write_text(mosquitto_acl(service_user))
     secure = ["allow_anonymous false", f"password_file {broker.passwords(users)}"]
-    service_port = _free_port()
+    service_port = free_port()
     devices_listener = [f"acl_file {acl}", "use_username_as_clientid true"]
     broker.restart(extra=[*secure, *devices_listener, f"listener {service_port} 127.0.0.1"])
     source = MqttSource(
