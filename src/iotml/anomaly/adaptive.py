@@ -305,6 +305,7 @@ class Adaptive(SeriesDetector):
         base = np.stack([level[:, 0], level[:, 1] + sd, level[:, 1] + sd + sw], axis=1)
         r = x[:, None] - base
         c0, c1, r_prev, v_e, v4 = get("c0"), get("c1"), get("r_prev"), get("v_e"), get("v4_e")
+        v2_d = get("v2_d")
         phi = np.clip(c1 / np.maximum(c0, 1e-300), 0.0, 0.98)
         e = r - phi * r_prev
         ee = _square(e)
@@ -334,7 +335,7 @@ class Adaptive(SeriesDetector):
 
         e_m, r_m, ve_m, c0_m, phi_m = pick(e), pick(r), pick(v_e), pick(c0), pick(phi)
         f2 = floor2[:, 0]
-        v2 = pick(get("v2_d"))
+        v2 = pick(v2_d)
         excess = pick(v4) / np.maximum(v2 * v2, 1e-300) - 3.0
         nu_e = np.clip(4.0 + 6.0 / np.maximum(excess, 1e-3), 4.5, 200.0)
         nu_r = np.clip(np.minimum(nu_e, self.ess * (1.0 - phi_m) / (1.0 + phi_m)), 3.0, 200.0)
@@ -394,7 +395,8 @@ class Adaptive(SeriesDetector):
         robust = (n >= _HUBER_FROM)[:, None]
         lim_r = np.where(robust, _HUBER * np.sqrt(np.maximum(c0, floor2)), _ROOT_BIG)
         r_h, r_ph = np.clip(r_c, -lim_r, lim_r), np.clip(r_prev, -lim_r, lim_r)
-        ee_h = np.where(robust, np.minimum(ee, _HUBER**2 * ve_floored), ee)
+        cap = np.where(robust, _HUBER**2 * ve_floored, np.inf)  # for squared innovations
+        ee_h = np.minimum(ee, cap)
         first_rate = al * (learn_spread & ~first)[:, None]  # c0 learns from the first residual
         put("c0", c0 + first_rate * (r_h * r_h - c0))
         put("c1", c1 + rate_s * (r_h * r_ph - c1))
@@ -403,8 +405,7 @@ class Adaptive(SeriesDetector):
         # reading the level does, not only from the spreads' band: the tail readings are
         # what it measures (clipped like the rest: a wider clip, 10 sds, halves Student-t
         # noise's false alarms but lets the fleet's drifts teach it heavy tails)
-        d2 = np.minimum(np.where(robust, np.minimum(dev, _HUBER**2 * ve_floored), dev), _ROOT_BIG)
-        v2_d = get("v2_d")
+        d2 = np.minimum(dev, np.minimum(cap, _ROOT_BIG))
         put("v2_d", v2_d + rate * (d2 - v2_d))
         put("v4_e", v4 + rate * (d2 * d2 - v4))
         # each model's error, for the choice, with every squared innovation clipped at
@@ -468,11 +469,11 @@ class Adaptive(SeriesDetector):
         # (half-life 10): where the run has got to, not its mean, so a run that moved on
         # (a ramp, a machine down and back) adopts the level it is at now
         w = np.maximum(1.0 / np.maximum(k, 1.0), self.adopt_rate)[:, None]
-        mean = np.where(gated[:, None], run[s] + (r - run[s]) * w, 0.0)
+        now = np.where(gated[:, None], run[s] + (r - run[s]) * w, 0.0)
         adopt: B = k >= self.adopt_after
         g[s] = k * ~adopt
-        run[s] = mean * ~adopt[:, None]
-        return adopt, mean
+        run[s] = now * ~adopt[:, None]
+        return adopt, now
 
     def _p(self, raw: F64) -> F64:
         return _two_sided_p(raw)
