@@ -115,6 +115,8 @@ _HUBER_FROM = 8  # ... once a series has this many readings (before, too rough a
 _ADOPT_HALFLIFE = 10.0  # readings: a gated run's residual, as adopted, is this recent
 _Get = Callable[[str], F64]
 _Put = Callable[[str, F64], None]
+_At = tuple[I64, I64, F64, F64, F64]  # a profile read: two cells, their values, the weight
+_Cells = tuple[F64, _At]
 
 
 class Adaptive(SeriesDetector):
@@ -227,33 +229,39 @@ class Adaptive(SeriesDetector):
 
     # -- the profiles ---------------------------------------------------------------------
     @staticmethod
-    def _phase(ts: I64, period_us: int, bins: int) -> tuple[I64, I64, F64]:
-        """The two bins a timestamp's phase lies between and the weight of the second."""
-        pos = (ts % period_us) / period_us * bins - 0.5
+    def _phase(in_period: I64, period_us: int, bins: int) -> tuple[I64, I64, F64]:
+        """The two bins a phase (``ts % period_us``) lies between and the weight of the
+        second. The position is in ``[-0.5, bins - 0.5)``, so the bins wrap by a compare,
+        not by an integer modulo (a tenth of the cost)."""
+        pos = in_period / period_us * bins - 0.5
         lo = np.floor(pos)
         frac = pos - lo
-        i0 = lo.astype(np.int64) % bins
-        return i0, (i0 + 1) % bins, frac
+        i0 = lo.astype(np.int64)
+        i0 += bins * (i0 < 0)
+        i1 = i0 + 1
+        i1 -= bins * (i1 == bins)
+        return i0, i1, frac
 
-    def _profile(self, name: str, s: I64, ts: I64, period_us: int) -> tuple[F64, I64, I64, F64]:
+    def _profile(self, name: str, s: I64, in_period: I64, period_us: int) -> _Cells:
         """The profile's value at each reading's phase, and where it was read: the two
-        cells (flat indices into the profile) and the weight of the second."""
+        cells (flat indices into the profile), their values and the weight of the second."""
         prof = self.a[name]
         bins = prof.shape[1]
-        i0, i1, w = self._phase(ts, period_us, bins)
-        f0, f1 = s * bins + i0, s * bins + i1
+        i0, i1, w = self._phase(in_period, period_us, bins)
+        base = s * bins
+        f0, f1 = base + i0, base + i1
         flat = prof.reshape(-1)  # a view: the state arrays are contiguous
-        return (1.0 - w) * flat[f0] + w * flat[f1], f0, f1, w
+        p0, p1 = flat.take(f0), flat.take(f1)
+        return (1.0 - w) * p0 + w * p1, (f0, f1, p0, p1, w)
 
-    def _learn_profile(
-        self, name: str, at: tuple[I64, I64, F64], err: F64, rate: F64, learn: B
-    ) -> None:
-        """Move the two cells a reading was read from towards it, by their weights."""
+    def _learn_profile(self, name: str, at: _At, err: F64, rate: F64, learn: B) -> None:
+        """Move the two cells a reading was read from towards it, by their weights (the
+        cells of one round are distinct, so their values as read are still theirs)."""
         flat = self.a[name].reshape(-1)
-        f0, f1, w = at
+        f0, f1, p0, p1, w = at
         step = rate * learn * err
-        flat[f0] += (1.0 - w) * step
-        flat[f1] += w * step
+        flat[f0] = p0 + (1.0 - w) * step
+        flat[f1] = p1 + w * step
 
     # -- model choice -----------------------------------------------------------------------
     def _choice(self, seen: I64, mse: F64, held: F64) -> I64:
@@ -275,8 +283,8 @@ class Adaptive(SeriesDetector):
         if is_whole(s, len(self.index)):  # every series once, in slot order: slices
             k = s.size
 
-            def get(name: str) -> F64:
-                out: F64 = a[name][:k].copy()
+            def get(name: str) -> F64:  # a view: each name is read before it is put
+                out: F64 = a[name][:k]
                 return out
 
             def put(name: str, value: F64) -> None:
@@ -291,15 +299,22 @@ class Adaptive(SeriesDetector):
             def put(name: str, value: F64) -> None:
                 a[name][s] = value
 
+        # the steady state, every series past its warm-up and first readings: the selects
+        # below that would pick their first branch everywhere are skipped (same values)
+        steady = bool(n.min() >= max(self.warmup, _HUBER_FROM, 2))
         first = n == 0
-        t0 = np.where(first, ts, get("t0"))
-        put("t0", t0)
+        if steady:
+            t0 = get("t0")
+        else:
+            t0 = np.where(first, ts, get("t0"))
+            put("t0", t0)
         q = _resolution(a["quantum"], a["last"], s, x, first)
         level = get("level")
         if first.any():
             level[first] = x[first, None]
-        day = self._profile("prof_d", s, ts, DAY_US)
-        week = self._profile("prof_w", s, ts, WEEK_US) if self.weekly else None
+        in_week = ts % WEEK_US  # a week is whole days: the day's phase follows from it
+        day = self._profile("prof_d", s, in_week % DAY_US, DAY_US)
+        week = self._profile("prof_w", s, in_week, WEEK_US) if self.weekly else None
         sd = day[0]
         sw = week[0] if week is not None else 0.0
         base = np.stack([level[:, 0], level[:, 1] + sd, level[:, 1] + sd + sw], axis=1)
@@ -320,7 +335,9 @@ class Adaptive(SeriesDetector):
         # the innovation about its recent mean (the drift statistic before this reading),
         # for the kurtosis: a run of biased innovations (a ramp) is a shift, not a tail
         dev = _square(e - cus * np.sqrt(ve_floored))
-        cus = np.where(ready, cus + self.alpha_c * (u - cus), 0.0)
+        cus = cus + self.alpha_c * (u - cus)
+        if not steady:
+            cus = np.where(ready, cus, 0.0)
         v_cus = get("v_cus")
         since = np.maximum(n - self.warmup, 0).astype(np.float64)[:, None]
         # the statistics of the chosen model only: the others are kept up, not scored
@@ -345,26 +362,39 @@ class Adaptive(SeriesDetector):
         # shown if larger (the innovations of an imperfect model are not white); an
         # average of many innovations, so referred to the normal
         spread = np.sqrt(np.maximum(pick(v_cus), self.cus_sd**2))
-        z_c = np.where(ready[:, 0], np.abs(pick(cus)) / spread, 0.0)
-        level_raw = np.where(n >= 2, np.maximum(np.maximum(z_e, z_r), z_c), 0.0)
+        z_c = np.abs(pick(cus)) / spread
+        level_raw = np.maximum(np.maximum(z_e, z_r), z_c)
+        if not steady:
+            z_c = np.where(ready[:, 0], z_c, 0.0)
+            level_raw = np.where(n >= 2, np.maximum(np.maximum(z_e, z_r), z_c), 0.0)
         # learn, unless gated by the level's statistics (a burst of noise says nothing
         # about where the level is: gating on it would freeze the level for the burst)
-        gated = (level_raw > self.gate_z) & (n >= self.warmup)
+        gated = level_raw > self.gate_z
+        if not steady:
+            gated &= n >= self.warmup
         learn = ~gated
         # the spreads and the AR term learn from a narrower band: a slow ramp or a run of
         # faults that scores 0.3-0.5 reading by reading would otherwise be learnt as a
         # wander (phi towards 1, the residual's spread up) and hide the rest of itself
         # (judged by the innovation and drift statistics: a wander far from the level, as
         # a random walk's, is what the residual's spread must learn)
-        spread_raw = np.where(n >= 2, np.maximum(z_e, z_c), 0.0)  # as level_raw
-        learn_spread = learn & ~((spread_raw > self.spread_z) & (n >= self.warmup))
+        spread_raw = np.maximum(z_e, z_c)  # as level_raw
+        if steady:
+            learn_spread = learn & (spread_raw <= self.spread_z)
+        else:
+            spread_raw = np.where(n >= 2, spread_raw, 0.0)
+            learn_spread = learn & ~((spread_raw > self.spread_z) & (n >= self.warmup))
         # the volatility of the readings the level explains: while the level is off (an
         # excursion), every innovation against the held model is large, and counting
         # them would keep the statistic up long after the excursion ends
         z_v, vol, vol_dev = self._volatility(pick(u), n, ready[:, 0], learn, get, put)
         raw = np.maximum(level_raw, z_v)
         adopt = self._run(s, r, gated)
-        al = np.where(n >= self.warmup, self.alpha, 1.0 / (n + 1.0))[:, None]
+        al: F64 | float = (
+            self.alpha
+            if steady
+            else np.where(n >= self.warmup, self.alpha, 1.0 / (n + 1.0))[:, None]
+        )
         al_learn = al * learn[:, None]  # the learning rate, 0 where gated
         rs = np.stack([r[:, 0], r[:, 1], r[:, 1]], axis=1)
         new_level = level + al_learn * rs
@@ -380,9 +410,9 @@ class Adaptive(SeriesDetector):
             out: F64 = np.maximum(self.alpha_s, bins / (n_f + bins))
             return out
 
-        self._learn_profile("prof_d", day[1:], r[:, 1], cell_rate(self.daily_bins), learn)
+        self._learn_profile("prof_d", day[1], r[:, 1], cell_rate(self.daily_bins), learn)
         if week is not None:
-            self._learn_profile("prof_w", week[1:], r[:, 2], cell_rate(_WEEK_BINS), learn)
+            self._learn_profile("prof_w", week[1], r[:, 2], cell_rate(_WEEK_BINS), learn)
         later = n >= 2  # not a series' first two readings (no previous residual before)
         rate = al * (learn & later)[:, None]  # the kurtosis
         rate_s = al * (learn_spread & later)[:, None]  # the spreads and the AR term
@@ -393,11 +423,15 @@ class Adaptive(SeriesDetector):
         # the series has 8 readings), so one spike learnt in the warm-up, or each of a
         # faulty sensor's, cannot inflate the spreads it is then judged against
         robust = (n >= _HUBER_FROM)[:, None]
-        lim_r = np.where(robust, _HUBER * np.sqrt(np.maximum(c0, floor2)), _ROOT_BIG)
+        lim_r = _HUBER * np.sqrt(np.maximum(c0, floor2))
+        cap = _HUBER**2 * ve_floored  # for squared innovations
+        if not steady:
+            lim_r = np.where(robust, lim_r, _ROOT_BIG)
+            cap = np.where(robust, cap, np.inf)
         r_h, r_ph = np.clip(r_c, -lim_r, lim_r), np.clip(r_prev, -lim_r, lim_r)
-        cap = np.where(robust, _HUBER**2 * ve_floored, np.inf)  # for squared innovations
         ee_h = np.minimum(ee, cap)
-        first_rate = al * (learn_spread & ~first)[:, None]  # c0 learns from the first residual
+        # c0 learns from the first residual
+        first_rate = rate_s if steady else al * (learn_spread & ~first)[:, None]
         put("c0", c0 + first_rate * (r_h * r_h - c0))
         put("c1", c1 + rate_s * (r_h * r_ph - c1))
         put("v_e", v_e + rate_s * (ee_h - v_e))
@@ -411,12 +445,14 @@ class Adaptive(SeriesDetector):
         # each model's error, for the choice, with every squared innovation clipped at
         # (4 sd)²: an anomaly the chosen model flags without gating it (a shift of a few
         # sds) must not make the simpler model look better and hand it the series
-        put("mse", mse + al_learn * ~first[:, None] * (np.minimum(ee, _CLIP**2 * ve_floored) - mse))
+        mse_rate = al_learn if steady else al_learn * ~first[:, None]
+        put("mse", mse + mse_rate * (np.minimum(ee, _CLIP**2 * ve_floored) - mse))
         r_prev = np.where(learn[:, None], r_c, r_prev)
         if adopt is not None:
-            new_level += adopt[0][:, None] * adopt[1]
-            r_prev[adopt[0]] = 0.0
-            cus[adopt[0]] = 0.0
+            rows, now = adopt
+            new_level[rows] += now
+            r_prev[rows] = 0.0
+            cus[rows] = 0.0
         new_level[:, 2] = new_level[:, 1]
         put("r_prev", r_prev)
         put("cus", cus)
@@ -454,26 +490,30 @@ class Adaptive(SeriesDetector):
         put("m_vol", mean + rate * step)
         put("v_vol", var + rate * (step * step - var))
 
-    def _run(self, s: I64, r: F64, gated: B) -> tuple[B, F64] | None:
+    def _run(self, s: I64, r: F64, gated: B) -> tuple[I64, F64] | None:
         """Count consecutive gated readings and average their residual per model (a
-        plain mean over the run's first readings, then exponential: where the run is now);
-        which series adopt their run now, and that residual. ``None`` when none is gated."""
+        plain mean over the run's first readings, then exponentially: where the run is now);
+        the rows whose series adopt their run now, and that residual (``None`` when none
+        does). Only the rows in a run (or ending one) are touched."""
         g, run = self.a["gated"], self.a["run_r"]
-        if not gated.any():
-            ended = s[g[s] > 0]
-            g[ended] = 0.0
-            run[ended] = 0.0
+        held = g[s]
+        rows = np.flatnonzero(gated | (held > 0))
+        if rows.size == 0:
             return None
-        k = np.where(gated, g[s] + 1.0, 0.0)
+        at, on = s[rows], gated[rows]
+        k = np.where(on, held[rows] + 1.0, 0.0)
         # the run's residual, averaged over its first readings and then exponentially
         # (half-life 10): where the run has got to, not its mean, so a run that moved on
         # (a ramp, a machine down and back) adopts the level it is at now
         w = np.maximum(1.0 / np.maximum(k, 1.0), self.adopt_rate)[:, None]
-        now = np.where(gated[:, None], run[s] + (r - run[s]) * w, 0.0)
+        before = run[at]
+        now = np.where(on[:, None], before + (r[rows] - before) * w, 0.0)
         adopt: B = k >= self.adopt_after
-        g[s] = k * ~adopt
-        run[s] = now * ~adopt[:, None]
-        return adopt, now
+        g[at] = k * ~adopt
+        run[at] = now * ~adopt[:, None]
+        if not adopt.any():
+            return None
+        return rows[adopt], now[adopt]
 
     def _p(self, raw: F64) -> F64:
         return _two_sided_p(raw)
