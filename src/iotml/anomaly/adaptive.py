@@ -113,6 +113,8 @@ _VOL_WARMUP = 100  # readings after the warm-up before the volatility statistic 
 _HUBER = 5.0  # learnt squares are clipped at this many sds of their own estimate ...
 _HUBER_FROM = 8  # ... once a series has this many readings (before, too rough an estimate)
 _ADOPT_HALFLIFE = 10.0  # readings: a gated run's residual, as adopted, is this recent
+_DRIFT_CLIP = 2.5  # the drift statistic's squares are clipped at this many of its spreads ...
+_DRIFT_CAP = 4.0  # ... and at this many white-noise spreads before its null learns them
 _Get = Callable[[str], F64]
 _Put = Callable[[str, F64], None]
 _At = tuple[I64, I64, F64, F64, F64]  # a profile read: two cells, their values, the weight
@@ -157,6 +159,7 @@ class Adaptive(SeriesDetector):
         "last": 0.0,
         "quantum": 0.0,
         "gated": 0.0,
+        "fresh": 0.0,  # 1 + learning readings since the series adopted a run (0: none lately)
         "model": 0.0,  # the model chosen at the series' last reading (index into MODELS)
         "vol": 1.0,  # the volatility statistic and its learned null mean and variance
         "m_vol": 1.0,
@@ -397,9 +400,17 @@ class Adaptive(SeriesDetector):
         )
         al_learn = al * learn[:, None]  # the learning rate, 0 where gated
         rs = np.stack([r[:, 0], r[:, 1], r[:, 1]], axis=1)
-        new_level = level + al_learn * rs
+        # after an adoption the levels average afresh (the adopted level counting as one
+        # reading), so a run adopted mid-transition, between two levels, is corrected in a
+        # few readings instead of leaving an offset that the AR term would learn as a wander
+        fresh, al_level = get("fresh"), al_learn
+        if fresh.any():
+            restart = np.where(fresh > 0, 1.0 / (fresh + 1.0), 0.0)
+            al_level = np.maximum(al_learn, (restart * learn)[:, None])
+            fresh = np.where((fresh > 0) & (restart >= self.alpha), fresh + learn, 0.0)
+        new_level = level + al_level * rs
         av = np.maximum(self.alpha_v, 1.0 / (since + 1.0)) * (learn[:, None] & ready)
-        put("v_cus", v_cus + av * (cus * cus - v_cus))
+        put("v_cus", v_cus + av * (np.minimum(cus * cus, self._cus_cap(v_cus)) - v_cus))
         self._learn_volatility(vol, vol_dev, av[:, 0], get, put)
         # a cell's rate: a plain average over its first updates, then exponential; a
         # series' readings fall evenly over the phases, so a cell has had about
@@ -453,11 +464,24 @@ class Adaptive(SeriesDetector):
             new_level[rows] += now
             r_prev[rows] = 0.0
             cus[rows] = 0.0
+            fresh[rows] = 1.0
+        put("fresh", fresh)
         new_level[:, 2] = new_level[:, 1]
         put("r_prev", r_prev)
         put("cus", cus)
         put("level", new_level)
         return raw
+
+    def _cus_cap(self, v_cus: F64) -> F64:
+        """Where the drift statistic's squares are clipped before its null spread learns
+        them: at ``_DRIFT_CLIP`` of the spread as it stands (so a ramp, in the young
+        series' fast learning or in any later cycle, cannot teach the statistic that its
+        own rise is normal), and never above ``_DRIFT_CAP`` times the white-noise null (a
+        series whose model's innovations are far from white is judged by the innovation
+        and residual statistics; its drift statistic then rarely alarms)."""
+        spread2 = np.maximum(v_cus, self.cus_sd**2)
+        cap: F64 = np.minimum(_DRIFT_CLIP**2 * spread2, (_DRIFT_CAP * self.cus_sd) ** 2)
+        return cap
 
     def _volatility(
         self, u: F64, n: I64, ready: B, learn: B, get: _Get, put: _Put
