@@ -92,7 +92,6 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from iotml.anomaly._series import is_whole
 from iotml.anomaly.base import SeriesDetector
 from iotml.anomaly.seasonal import _gaussian_equivalent
 from iotml.anomaly.univariate import _alpha, _resolution, _score_to_z, _two_sided_p
@@ -196,7 +195,7 @@ class Adaptive(SeriesDetector):
             raise ConfigError(f"adopt_after must be at least 1 reading, got {adopt_after!r}")
         widths = dict.fromkeys(_PER_MODEL, _M) | {"level": _M}
         widths |= {"prof_d": daily_bins, "prof_w": _WEEK_BINS if weekly else 1}
-        super().__init__(warmup=warmup, widths=widths)
+        super().__init__(warmup=warmup, widths=widths, by_column=("prof_d", "prof_w"))
         self.alpha = _alpha(halflife)
         self.alpha_s = _alpha(season_halflife, "season_halflife")
         self.alpha_c = _alpha(drift_halflife, "drift_halflife")
@@ -248,19 +247,18 @@ class Adaptive(SeriesDetector):
     def _profile(self, name: str, s: I64, in_period: I64, period_us: int) -> _Cells:
         """The profile's value at each reading's phase, and where it was read: the two
         cells (flat indices into the profile), their values and the weight of the second."""
-        prof = self.a[name]
-        bins = prof.shape[1]
+        prof = self.a[name]  # column by column: a phase bin's cells of every series in a row
+        cap, bins = prof.shape
         i0, i1, w = self._phase(in_period, period_us, bins)
-        base = s * bins
-        f0, f1 = base + i0, base + i1
-        flat = prof.reshape(-1)  # a view: the state arrays are contiguous
+        f0, f1 = i0 * cap + s, i1 * cap + s
+        flat = prof.T.reshape(-1)  # a view: prof.T is contiguous
         p0, p1 = flat.take(f0), flat.take(f1)
         return (1.0 - w) * p0 + w * p1, (f0, f1, p0, p1, w)
 
     def _learn_profile(self, name: str, at: _At, err: F64, rate: F64, learn: B) -> None:
         """Move the two cells a reading was read from towards it, by their weights (the
         cells of one round are distinct, so their values as read are still theirs)."""
-        flat = self.a[name].reshape(-1)
+        flat = self.a[name].T.reshape(-1)
         f0, f1, p0, p1, w = at
         step = rate * learn * err
         flat[f0] = p0 + (1.0 - w) * step
@@ -283,7 +281,7 @@ class Adaptive(SeriesDetector):
     # -- one round ----------------------------------------------------------------------------
     def _step(self, s: I64, x: F64, dt_s: F64) -> F64:
         a, ts, n = self.a, self._ts_us, self.count[s]
-        if is_whole(s, len(self.index)):  # every series once, in slot order: slices
+        if isinstance(self._at, slice):  # every series once, in slot order: slices
             k = s.size
 
             def get(name: str) -> F64:  # a view: each name is read before it is put

@@ -37,15 +37,16 @@ from __future__ import annotations
 __all__ = [
     "SCORE_DECADES",
     "Detector",
+    "Plan",
     "Scores",
     "SeriesDetector",
     "p_to_score",
     "z_to_score",
 ]
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +59,7 @@ from iotml.types import Batch
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+_A = TypeVar("_A", bound=np.ndarray[Any, Any])
 
 SCORE_DECADES = 12.0
 """A score of 1 means p ≤ 10⁻¹²; 0.5 means p = 10⁻⁶."""
@@ -114,6 +116,44 @@ class Scores:
         return int(self.score.size)
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A batch's readings arranged for per-series scoring, once for every detector that
+    shares one :class:`SeriesIndex`: its rounds (``rows`` of the plan, their slots, values
+    and times), each series at most once per round. A batch with every series once (the
+    live case) is one round in slot order, where state arrays are read in sequence (and a
+    detector may read and write them as slices); ``back`` then puts results back in batch
+    order (``None``: the plan's order is the batch's)."""
+
+    rounds: list[tuple[I64 | slice, I64, F64, I64]]
+    size: int
+    back: I64 | None
+    whole: bool = False  # one round of every series in slot order
+
+    @classmethod
+    def of(cls, batch: Batch, slots: I64, order: list[I64], n_series: int) -> Plan:
+        """The plan of ``batch`` given its slots and :func:`rounds`, in an index of
+        ``n_series`` series."""
+        x, ts, n = batch.values, batch.ts_us, len(batch)
+        if len(order) == 1 and is_whole(order[0], n):  # the live case: no gathers
+            if slots.size != n_series:
+                return cls([(slice(None), slots, x, ts)], n, None)
+            if is_whole(slots, slots.size):
+                return cls([(slice(None), slots, x, ts)], n, None, whole=True)
+            # every series once, in another order (``slots`` is then a permutation)
+            at = np.empty_like(slots)
+            at[slots] = np.arange(slots.size)
+            return cls([(slice(None), np.arange(slots.size), x[at], ts[at])], n, slots, True)
+        return cls([(rows, slots[rows], x[rows], ts[rows]) for rows in order], n, None)
+
+    def in_batch_order(self, a: _A) -> _A:
+        """``a`` (per reading, in the plan's order) in the batch's."""
+        if self.back is None:
+            return a
+        out: _A = a[self.back]  # type: ignore[assignment]  # fancy indexing keeps the type
+        return out
+
+
 @runtime_checkable
 class Detector(Protocol):
     """What the pipeline and ``iotml detect`` need of a streaming detector."""
@@ -147,17 +187,29 @@ class SeriesDetector:
 
     A field named in ``widths`` (``{field: k}``, given to ``__init__``) is 2-D, shape
     ``(series, k)``, for state with several values per series (a seasonal profile's
-    bins); it is saved and restored like the others. During ``_step``, ``self._ts_us``
-    holds the timestamps (µs) of the readings being stepped, aligned with ``slots``.
+    bins); it is saved and restored like the others. One named in ``by_column`` is laid
+    out column by column (Fortran order): a round of series that all read the same column
+    (the same phase bin) then reads one contiguous stripe, not one cache line per series.
+    During ``_step``, ``self._ts_us`` holds the timestamps (µs) of the readings being
+    stepped, aligned with ``slots``, and ``self._at`` indexes their state: ``slots``, or
+    ``slice(0, k)`` when the round is every series once in slot order (``slots`` is then
+    ``0 .. k - 1``), so state is read as views and written as slices.
     """
 
     name: ClassVar[str] = "series"
     fields: ClassVar[dict[str, float]] = {}
 
-    def __init__(self, *, warmup: int = 30, widths: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        warmup: int = 30,
+        widths: Mapping[str, int] | None = None,
+        by_column: Collection[str] = (),
+    ) -> None:
         if warmup < 0:
             raise ConfigError(f"warmup must be 0 or more readings, got {warmup!r}")
         self.widths: dict[str, int] = dict(widths or {})
+        self.by_column = frozenset(by_column)  # 2-D fields laid out column by column
         for field, k in self.widths.items():
             if field not in self.fields or not isinstance(k, int) or k < 1:
                 raise ConfigError(
@@ -166,6 +218,7 @@ class SeriesDetector:
                 )
         self.warmup = warmup
         self._ts_us: I64 = np.zeros(0, dtype=np.int64)
+        self._at: I64 | slice = self._ts_us
         self.params: dict[str, Any] = {"warmup": warmup}
         self.index = SeriesIndex()
         self.a: dict[str, F64] = {}
@@ -182,7 +235,9 @@ class SeriesDetector:
         for name, init in self.fields.items():
             tail = (self.widths[name],) if name in self.widths else ()
             old = self.a.get(name, np.zeros((0, *tail)))
-            self.a[name] = np.concatenate([old, np.full((cap - len(old), *tail), init)])
+            order: Literal["C", "F"] = "F" if name in self.by_column else "C"
+            self.a[name] = np.full((cap, *tail), init, order=order)
+            self.a[name][: len(old)] = old
         self.count = np.concatenate([self.count, np.zeros(cap - have, dtype=np.int64)])
         self.last_us = np.concatenate([self.last_us, np.zeros(cap - have, dtype=np.int64)])
 
@@ -203,30 +258,32 @@ class SeriesDetector:
         self, batch: Batch, slots: I64, order: list[I64]
     ) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
         """:meth:`scored` as ``(score, raw, ready)``, without the per-reading source names."""
+        plan = Plan.of(batch, slots, order, len(self.index))
+        score, raw, ready = self.scored_plan(plan)
+        back = plan.in_batch_order
+        return back(score), back(raw), back(ready)
+
+    def scored_plan(self, plan: Plan) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
+        """Score ``plan``'s readings, in the plan's order (:meth:`Plan.in_batch_order`)."""
         self._grow(len(self.index))
-        x, ts = batch.values, batch.ts_us
-        if len(order) == 1 and is_whole(order[0], len(batch)):  # the live case: no gathers
-            if slots.size != len(self.index) or is_whole(slots, slots.size):
-                return self._round(slots, x, ts)
-            # every series once, in another order (``slots`` is then a permutation):
-            # scored in slot order, where state arrays are read in sequence (and a
-            # detector may read and write them as slices), then put back in batch order
-            at = np.empty_like(slots)
-            at[slots] = np.arange(slots.size)
-            score, raw, ready = self._round(np.arange(slots.size), x[at], ts[at])
-            return score[slots], raw[slots], ready[slots]
-        n = len(batch)
+        if len(plan.rounds) == 1:
+            _, s, x, ts = plan.rounds[0]
+            return self._round(s, x, ts, whole=plan.whole)
+        n = plan.size
         raw, score = np.zeros(n), np.zeros(n)
         ready = np.zeros(n, dtype=bool)
-        for rows in order:
-            score[rows], raw[rows], ready[rows] = self._round(slots[rows], x[rows], ts[rows])
+        for rows, s, x, ts in plan.rounds:
+            score[rows], raw[rows], ready[rows] = self._round(s, x, ts)
         return score, raw, ready
 
-    def _round(self, s: I64, x: F64, ts: I64) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
-        """Score and learn one reading of each of the distinct series ``s``."""
+    def _round(
+        self, s: I64, x: F64, ts: I64, *, whole: bool = False
+    ) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
+        """Score and learn one reading of each of the distinct series ``s`` (``whole``:
+        ``s`` is every series in slot order)."""
         count, last = self.count[s], self.last_us[s]
         dt = np.where(count > 0, (ts - last) / 1e6, np.nan)
-        self._ts_us = ts
+        self._ts_us, self._at = ts, slice(0, s.size) if whole else s
         raw = np.asarray(self._step(s, x, dt), dtype=np.float64)
         ok = count >= self.warmup
         score = np.where(ok, p_to_score(self._p(raw)), 0.0)

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from iotml.anomaly._series import SeriesIndex, rounds
-from iotml.anomaly.base import Detector, Scores, SeriesDetector
+from iotml.anomaly.base import Detector, Plan, Scores, SeriesDetector
 from iotml.anomaly.liveness import Gap, Silence
 from iotml.errors import ConfigError, InvalidData
 from iotml.types import Batch
@@ -75,6 +75,11 @@ class Combined:
 
     def scored(self, batch: Batch, slots: I64, order: list[I64]) -> Scores:
         """:meth:`update` with slots (from :attr:`index`) and rounds already known."""
+        if len(self._series) == len(self.detectors):  # one plan, one reordering for all
+            plan = Plan.of(batch, slots, order, len(self._series[0].index))
+            best = self._best([(*d.scored_plan(plan), d.name) for d in self._series], len(batch))
+            back = plan.in_batch_order
+            return Scores(back(best.score), back(best.raw), back(best.ready), back(best.source))
         results: list[_Part] = []
         for d in self.detectors:
             if isinstance(d, SeriesDetector):  # its source is its name: no array needed

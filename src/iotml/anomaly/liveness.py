@@ -146,23 +146,23 @@ class Stuck(_LogPDetector):
     def _step(self, s: I64, x: F64, dt_s: F64) -> F64:
         # each per-series field is gathered once and scattered once: at 10,000 series a
         # gather or a scatter costs as much as the arithmetic of a whole step
-        n, st = self.count[s], self.a
-        anchor, repeat, age, longest = (st[k][s] for k in ("anchor", "repeat", "age", "longest"))
+        n, st, at = self.count[s], self.a, self._at
+        anchor, repeat, age, longest = (st[k][at] for k in ("anchor", "repeat", "age", "longest"))
         same = (n > 0) & (np.abs(x - anchor) <= self.tolerance)
-        run = np.where(same, st["run"][s] + 1.0, 1.0)
+        run = np.where(same, st["run"][at] + 1.0, 1.0)
         began: F64 = 1.0 - run + n  # the reading that began the run
         # judged by q and M as they were when the run began (now, if it began in warm-up:
         # then see _judge_young)
         q_run, m_run = np.maximum(repeat, 1.0 - 1.0 / age), longest
         frozen = same & (began >= self.warmup)
         if frozen.any():
-            q_run = np.where(frozen, st["q_run"][s], q_run)
-            m_run = np.where(frozen, st["m_run"][s], m_run)
+            q_run = np.where(frozen, st["q_run"][at], q_run)
+            m_run = np.where(frozen, st["m_run"][at], m_run)
         excess = np.maximum(run - np.maximum(m_run, 1.0), 0.0)
         q_eff = np.clip(q_run, self.min_repeat, self.max_repeat)
         log_p = np.where(q_run >= self.max_repeat, 0.0, excess * np.log(q_eff))
-        st["q_run"][s], st["m_run"][s], st["run"][s] = q_run, m_run, run
-        st["anchor"][s] = np.where(same, anchor, x)
+        st["q_run"][at], st["m_run"][at], st["run"][at] = q_run, m_run, run
+        st["anchor"][at] = np.where(same, anchor, x)
         stuck = (n >= self.warmup) & (log_p <= _ALARM_LOG_P)
         stuck[self._judge_young(s, run, began, np.flatnonzero(same & ~frozen), log_p)] = True
         self._learn(s, n, same, run, stuck, {"repeat": repeat, "age": age, "longest": longest})
@@ -207,7 +207,7 @@ class Stuck(_LogPDetector):
                 st[k + "0"][s[first]] = old[k][first]
             if forget.size:
                 v[forget] = st[k + "0"][s[forget]]
-            st[k][s] = v
+            st[k][self._at] = v
 
 
 class Silence(NamedTuple):
@@ -294,8 +294,8 @@ class Gap(_LogPDetector):
         return out
 
     def _step(self, s: I64, x: F64, dt_s: F64) -> F64:
-        n = self.count[s]
-        log_dt, var = self.a["log_dt"][s], self.a["var"][s]
+        n, at = self.count[s], self._at
+        log_dt, var = self.a["log_dt"][at], self.a["var"][at]
         gap = np.where(n > 0, dt_s, 0.0)
         known = n > 1  # at least one interval learned
         raw = np.where(known, gap / np.exp(log_dt), 0.0)
@@ -306,8 +306,8 @@ class Gap(_LogPDetector):
         # a repeated timestamp is not a sampling interval: it teaches nothing
         a = np.where(gap > 0, np.maximum(self.alpha, 1.0 / np.maximum(n, 1)), 0.0)
         d = y - log_dt
-        self.a["log_dt"][s] = log_dt + a * d
-        self.a["var"][s] = (1.0 - a) * (var + a * d * d)
+        self.a["log_dt"][at] = log_dt + a * d
+        self.a["var"][at] = (1.0 - a) * (var + a * d * d)
         return raw
 
     def silent(self, now_us: int, min_score: float = 0.0) -> Silence:
