@@ -54,6 +54,22 @@ def test_a_restarted_stage_continues_from_the_saved_state() -> None:
     assert len(expected) == 2
 
 
+def test_a_stage_told_not_to_restore_starts_afresh_and_still_saves() -> None:
+    batch = _series()
+    first, second = batch.slice(0, 250), batch.slice(250, 150)
+    store = MemoryStore()
+    before = AnomalyStage(_detector(), store=store)
+    before.process(first, T0)
+    before.close()
+    saved = store.load_state("anomaly/combined")
+    fresh = AnomalyStage(_detector(), store=store, restore=False)
+    expected = AnomalyStage(_detector()).process(second, T0)  # what a new detector says
+    assert fresh.process(second, T0) == expected
+    assert store.load_state("anomaly/combined") == saved  # nothing lost until it saves
+    fresh.close()
+    assert store.load_state("anomaly/combined") != saved
+
+
 def test_a_state_saved_by_another_configuration_is_ignored_not_fatal() -> None:
     store = MemoryStore()
     store.save_state("anomaly/combined", b"not a state")

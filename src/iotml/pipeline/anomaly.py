@@ -3,8 +3,10 @@
 :class:`AnomalyStage` feeds each batch to a :class:`~iotml.anomaly.Detector`, turns the
 scores into ``anomaly-start`` / ``anomaly-end`` events with an
 :class:`~iotml.anomaly.AlertRule`, and — when given a store — keeps what it learned
-there: restored when the stage is built, saved every ``save_every_s`` and when the
-pipeline closes, so a restart does not forget the baselines. Metrics in ``ignore``
+there: restored when the stage is built (unless ``restore=False``: a run that replays a
+fleet from its start, as the demo does, must not inherit another run's baselines), saved
+every ``save_every_s`` and when the pipeline closes, so a restart does not forget the
+baselines. Metrics in ``ignore``
 (actuator commands, setpoints: signals that change on purpose) are not scored. A detector with a
 ``silent(now_us)`` method (the gap detector) is also asked, on the pipeline's clock tick,
 which series have gone quiet, since a dead sensor sends nothing to score.
@@ -46,6 +48,7 @@ class AnomalyStage:
         save_every_s: float = 60.0,
         ignore: Collection[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        restore: bool = True,
     ) -> None:
         self.detector = detector
         self.ignore = pa.array(sorted(ignore), pa.string())
@@ -55,7 +58,7 @@ class AnomalyStage:
         self.save_every_s = save_every_s
         self.clock = clock
         self._saved = clock()
-        if store is not None:
+        if store is not None and restore:
             self._restore(store)
         self._share_index()
 
