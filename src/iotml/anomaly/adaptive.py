@@ -67,7 +67,13 @@ change of regime is adopted at the ``adopt_after``-th consecutive gated reading 
 100): each model's level moves to where the run is now (its residual averaged over the
 run's first readings, then exponentially with a half-life of 10 readings — not the run's
 mean, which for a run that moved on, down and then up for good, is neither), its drift
-statistic restarts, and learning resumes.
+statistic restarts, and learning resumes, the levels averaging afresh (the adopted level
+counting as one reading), so a run adopted in mid-transition — a machine that stopped and
+is starting again — is corrected in a few readings instead of leaving an offset that the
+AR term would learn as a wander. The drift statistic's null spread learns squares
+clipped at 2.5 of its spread and at 4 white-noise spreads, so a ramp (in a young series'
+fast learning or in any later cycle) cannot teach the statistic that its own rise is
+normal.
 
 >>> import numpy as np
 >>> from iotml.types import Batch
