@@ -229,6 +229,48 @@ def test_a_round_without_every_series_scores_as_one_with_every_series() -> None:
         np.testing.assert_array_equal(gathered.update(batch).score, sliced.update(batch).score)
 
 
+def test_a_state_saved_after_growth_continues_exactly() -> None:
+    """A detector that saw 100 series, then 5,000 more (its arrays regrown, the profiles
+    kept phase bin by phase bin), saved and loaded into a fresh one: the two go on
+    scoring the same, reading by reading, and keep learning their daily profiles."""
+    rng = np.random.default_rng(8)
+    k0, k1, n = 100, 5_100, 6 * DAY
+    v = 20 + _daily(n, k1) + rng.normal(0, 0.3, (n, k1))
+    ids = np.asarray([f"s{i}" for i in range(k1)], dtype=object)
+
+    def rounds(det: Adaptive, first: int, last: int, k: int) -> list[np.ndarray]:
+        out = []
+        for i in range(first, last):
+            perm = rng.permutation(k)
+            ts = np.full(k, i * STEP_US, dtype=np.int64)
+            out.append(det.update(Batch.from_arrays(ids[perm], ["v"] * k, ts, v[i, perm])).score)
+        return out
+
+    det = Adaptive()
+    rounds(det, 0, DAY, k0)
+    rounds(det, DAY, 4 * DAY + 100, k1)
+    restored = Adaptive()
+    restored.load_state(det.state())
+    state = rng.bit_generator.state
+    a = rounds(det, 4 * DAY + 100, n, k1)
+    rng.bit_generator.state = state  # the same shuffles for the restored detector
+    b = rounds(restored, 4 * DAY + 100, n, k1)
+    np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
+    assert restored.model_of("s0", "v") == "daily" == restored.model_of("s5000", "v")
+
+
+def test_rounds_given_by_the_caller_come_back_in_batch_order() -> None:
+    """``scored`` with one round that is not the batch's own order (a caller's): scores
+    in batch order, one per reading, as ``update`` gives them."""
+    ids = np.asarray(["a", "b", "c"], dtype=object)
+    given, own = Adaptive(warmup=0), Adaptive(warmup=0)
+    for i in range(5):
+        batch = Batch.from_arrays(ids, ["v"] * 3, np.full(3, i * STEP_US), [1.0, 2.0, 3.0 + i])
+        slots = given.index.slots(batch.device_id, batch.metric)
+        order = [np.array([2, 0, 1])]
+        np.testing.assert_array_equal(given.scored(batch, slots, order).raw, own.update(batch).raw)
+
+
 def test_a_burst_of_noise_is_flagged_by_the_volatility_statistic() -> None:
     # the noise four times louder for 200 readings, the level unchanged: single readings
     # rarely stand out (most are within 4 of the old sds), the average of their squares does

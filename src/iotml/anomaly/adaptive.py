@@ -290,7 +290,8 @@ class Adaptive(SeriesDetector):
         if isinstance(self._at, slice):  # every series once, in slot order: slices
             k = s.size
 
-            def get(name: str) -> F64:  # a view: each name is read before it is put
+            def get(name: str) -> F64:  # a view: read before its put (writes into it, as
+                # level[first] = x, only anticipate that put)
                 out: F64 = a[name][:k]
                 return out
 

@@ -266,7 +266,7 @@ class SeriesDetector:
     def scored_plan(self, plan: Plan) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
         """Score ``plan``'s readings, in the plan's order (:meth:`Plan.in_batch_order`)."""
         self._grow(len(self.index))
-        if len(plan.rounds) == 1:
+        if len(plan.rounds) == 1 and isinstance(plan.rounds[0][0], slice):  # every row, once
             _, s, x, ts = plan.rounds[0]
             return self._round(s, x, ts, whole=plan.whole)
         n = plan.size
