@@ -12,6 +12,8 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
+from iotml.anomaly import AlertRule, RobustBaseline
+from iotml.anomaly.rows import score_readings
 from iotml.cli import app
 from iotml.codecs import encode_parquet, encode_senml_json
 from iotml.store import DuckDBStore
@@ -49,13 +51,22 @@ def test_every_row_comes_back_scored_and_the_spike_is_an_anomaly(tmp_path: Path)
     assert code == 0, text
     table = pcsv.read_csv(out, parse_options=pcsv.ParseOptions(delimiter=";"))
     assert table.num_rows == 600
-    assert table.column_names[-3:] == ["anomaly_score", "is_anomaly", "anomaly_source"]
+    assert table.column_names[-4:] == [
+        "anomaly_score", "is_anomaly", "anomaly_onset", "anomaly_source",
+    ]  # fmt: skip
     scores = table.column("anomaly_score").to_numpy()
     assert (scores[:100] == 0).all()  # the warm-up only learns
     flagged = np.flatnonzero(table.column("is_anomaly").to_numpy())
     assert 450 in flagged
     assert table.column("anomaly_source")[450].as_py().startswith("a/")
     assert len(flagged) < 10
+    # one detection per alert: its first row carries the score, every other row 0
+    onset = table.column("anomaly_onset").to_numpy()
+    inside = table.column("is_anomaly").to_numpy().astype(bool)
+    starts = np.flatnonzero(inside & ~np.r_[False, inside[:-1]])
+    assert np.flatnonzero(onset).tolist() == starts.tolist()
+    assert (onset[starts] == scores[starts]).all()
+    assert (onset[starts] >= 0.5).all()
 
 
 def test_no_look_ahead_future_rows_never_change_past_scores(tmp_path: Path) -> None:
@@ -141,8 +152,12 @@ def test_a_parquet_file_is_scored_reading_by_reading_into_parquet(tmp_path: Path
     assert (summary["readings"], summary["series"], summary["anomalies"]) == (400, 1, 1)
     table = pq.read_table(out)
     assert table.num_rows == 400
-    assert table.column_names[-3:] == ["anomaly_score", "is_anomaly", "anomaly_source"]
+    assert table.column_names[-4:] == [
+        "anomaly_score", "is_anomaly", "anomaly_onset", "anomaly_source",
+    ]  # fmt: skip
     assert _flagged(table) == [("pump-1", T0_US + 300 * 10_000_000)]
+    onset = table.column("anomaly_onset").to_numpy()
+    assert np.count_nonzero(onset) == summary["anomalies"] == 1
 
 
 def test_senml_of_two_devices_flags_only_the_device_with_the_spike(tmp_path: Path) -> None:
@@ -201,3 +216,26 @@ def test_reading_by_reading_input_errors_name_the_problem(tmp_path: Path) -> Non
     result = runner.invoke(app, ["--store", str(db), "detect", "-o", str(out)])
     assert result.exit_code != 0
     assert "nothing to score" in result.output
+
+
+def test_each_series_alert_opens_once_in_the_onset_column() -> None:
+    """Two series with excursions that overlap in time, their readings interleaved (and
+    given newest first): ``onset`` holds each alert's score at its first reading only,
+    per series, so interleaving never opens an alert twice."""
+    rng = np.random.default_rng(3)
+    n = 300
+    a, b = 10 + rng.normal(0, 0.1, n), 20 + rng.normal(0, 0.1, n)
+    a[200:230] += 5.0
+    b[210:240] += 5.0
+    ts = np.arange(n, dtype=np.int64) * 10_000_000
+    devices = np.repeat(np.array(["a", "b"], dtype=object)[None, :], n, axis=0).ravel()
+    batch = Batch.from_arrays(
+        devices[::-1].copy(), ["v"] * (2 * n), np.repeat(ts, 2)[::-1].copy(),
+        np.column_stack([a, b]).ravel()[::-1].copy(),
+    )  # fmt: skip
+    out = score_readings(batch, RobustBaseline(warmup=50), AlertRule())
+    stamps = np.repeat(ts, 2)[::-1]
+    opened = {(d, int(t)) for d, t, o in zip(devices[::-1], stamps, out.onset, strict=True) if o}
+    assert opened == {("a", int(ts[200])), ("b", int(ts[210]))}
+    assert out.episodes == 2
+    assert (out.onset[out.onset > 0] == out.score[out.onset > 0]).all()

@@ -4,7 +4,10 @@ The numeric columns of each row are one device's channels at one time. They go t
 detector as readings in row order — a row's score depends only on it and earlier rows —
 and each row's score is its channels' highest, with the channel and detector behind it.
 ``is_anomaly`` comes from an :class:`~iotml.anomaly.AlertRule` over the row scores, so
-hysteresis and minimum duration apply to the file as they would live.
+hysteresis and minimum duration apply to the file as they would live, and ``onset`` is the
+score at the first row of each alert (0 elsewhere): one detection per alert, as NAB counts
+detections — an evaluation that thresholds every row's score counts each row of a long
+anomaly after the first as a false positive.
 
 Rows the file cannot time (an unreadable timestamp) and rows whose time goes backwards
 are not scored (score 0, not anomalous) and are reported; cells that are not numbers are
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotml.anomaly.alerts import AlertRule
 from iotml.anomaly.base import Detector
@@ -50,6 +54,7 @@ class RowScores:
     scored: npt.NDArray[np.bool_]
     episodes: int
     skipped: list[Rejected] = field(default_factory=list)
+    onset: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 def _in_order(rows: TimedRows) -> tuple[npt.NDArray[np.bool_], list[Rejected]]:
@@ -117,10 +122,25 @@ def score_rows(
     events, inside = rule.apply(timeline, score[scored], source[scored])
     is_anomaly = np.zeros(n, dtype=bool)
     is_anomaly[scored] = inside
+    onset = np.zeros(n)
+    onset[scored] = _onsets(np.zeros(inside.size, dtype=np.int64), inside, score[scored])
     starts = int(
         np.sum(events.table.column("kind").to_numpy(zero_copy_only=False) == "anomaly-start")
     )
-    return RowScores(score, is_anomaly, source, scored, starts, skipped)
+    return RowScores(score, is_anomaly, source, scored, starts, skipped, onset)
+
+
+def _onsets(series: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_],
+            score: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:  # fmt: skip
+    """The score at each alert's first reading, 0 elsewhere; readings in time order,
+    ``series`` numbering their series (a reading opens an alert when it is inside one and
+    its series' previous reading was not)."""
+    order = np.argsort(series, kind="stable")  # each series together, still in time order
+    ins, ser = inside[order], series[order]
+    first = ins & ~np.r_[False, ins[:-1] & (ser[1:] == ser[:-1])]
+    out = np.zeros(score.size)
+    out[order[first]] = score[order[first]]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +152,7 @@ class ReadingScores:
     is_anomaly: npt.NDArray[np.bool_]
     source: npt.NDArray[np.object_]
     episodes: int
+    onset: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 def score_readings(batch: Batch, detector: Detector, rule: AlertRule) -> ReadingScores:
@@ -155,9 +176,12 @@ def score_readings(batch: Batch, detector: Detector, rule: AlertRule) -> Reading
     kinds = events.table.column("kind").to_numpy(zero_copy_only=False)
     back = np.empty_like(order)
     back[order] = np.arange(order.size)
+    keys = pc.binary_join_element_wise(timed.device_id, timed.metric, "\x1f")
+    series = pc.dictionary_encode(keys).combine_chunks().indices.to_numpy()
+    onset = _onsets(series.astype(np.int64), inside, scores.score)
     return ReadingScores(
         scores.score[back], inside[back], scores.source[back],
-        int(np.sum(kinds == "anomaly-start")),
+        int(np.sum(kinds == "anomaly-start")), onset[back],
     )  # fmt: skip
 
 

@@ -43,9 +43,10 @@ def _columns(rows: TimedRows, label: str | None, ignore: list[str]) -> list[str]
 
 
 def _with_scores(table: pa.Table, out: RowScores | ReadingScores) -> pa.Table:
-    """``table`` with the three columns ``detect`` adds, one value per row."""
+    """``table`` with the four columns ``detect`` adds, one value per row."""
     table = table.append_column("anomaly_score", pa.array(np.round(out.score, 6)))
     table = table.append_column("is_anomaly", pa.array(out.is_anomaly.astype(np.int8)))
+    table = table.append_column("anomaly_onset", pa.array(np.round(out.onset, 6)))
     return table.append_column("anomaly_source", pa.array(out.source.tolist(), pa.string()))
 
 
