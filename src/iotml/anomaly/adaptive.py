@@ -371,10 +371,11 @@ class Adaptive(SeriesDetector):
         # average of many innovations, so referred to the normal
         spread = np.sqrt(np.maximum(pick(v_cus), self.cus_sd**2))
         z_c = np.abs(pick(cus)) / spread
-        level_raw = np.maximum(np.maximum(z_e, z_r), z_c)
         if not steady:
             z_c = np.where(ready[:, 0], z_c, 0.0)
-            level_raw = np.where(n >= 2, np.maximum(np.maximum(z_e, z_r), z_c), 0.0)
+        level_raw = np.maximum(np.maximum(z_e, z_r), z_c)
+        if not steady:
+            level_raw = np.where(n >= 2, level_raw, 0.0)
         # learn, unless gated by the level's statistics (a burst of noise says nothing
         # about where the level is: gating on it would freeze the level for the burst)
         gated = level_raw > self.gate_z

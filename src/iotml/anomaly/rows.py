@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from iotml.anomaly._series import SeriesIndex
 from iotml.anomaly.alerts import AlertRule
 from iotml.anomaly.base import Detector
 from iotml.codecs.common import Rejected
@@ -46,15 +46,16 @@ from iotml.types import Batch
 @dataclass(frozen=True, slots=True)
 class RowScores:
     """Per row: ``score`` in [0, 1], ``is_anomaly``, ``source`` (``metric/detector``),
-    ``scored`` (False for rows that were not scored); plus why rows were skipped."""
+    ``scored`` (False for rows that were not scored), ``onset`` (the score at each alert's
+    first row, 0 elsewhere); plus why rows were skipped."""
 
     score: npt.NDArray[np.float64]
     is_anomaly: npt.NDArray[np.bool_]
     source: npt.NDArray[np.object_]
     scored: npt.NDArray[np.bool_]
     episodes: int
+    onset: npt.NDArray[np.float64]
     skipped: list[Rejected] = field(default_factory=list)
-    onset: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 def _in_order(rows: TimedRows) -> tuple[npt.NDArray[np.bool_], list[Rejected]]:
@@ -127,7 +128,7 @@ def score_rows(
     starts = int(
         np.sum(events.table.column("kind").to_numpy(zero_copy_only=False) == "anomaly-start")
     )
-    return RowScores(score, is_anomaly, source, scored, starts, skipped, onset)
+    return RowScores(score, is_anomaly, source, scored, starts, onset, skipped)
 
 
 def _onsets(series: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_],
@@ -146,13 +147,14 @@ def _onsets(series: npt.NDArray[np.int64], inside: npt.NDArray[np.bool_],
 @dataclass(frozen=True, slots=True)
 class ReadingScores:
     """Per reading of a batch (in the batch's order): ``score``, ``is_anomaly``, ``source``
-    (the detector behind the score); ``episodes``: alerts the rule raised."""
+    (the detector behind the score), ``onset`` (the score at each alert's first reading of
+    its series, 0 elsewhere); ``episodes``: alerts the rule raised."""
 
     score: npt.NDArray[np.float64]
     is_anomaly: npt.NDArray[np.bool_]
     source: npt.NDArray[np.object_]
     episodes: int
-    onset: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    onset: npt.NDArray[np.float64]
 
 
 def score_readings(batch: Batch, detector: Detector, rule: AlertRule) -> ReadingScores:
@@ -176,9 +178,7 @@ def score_readings(batch: Batch, detector: Detector, rule: AlertRule) -> Reading
     kinds = events.table.column("kind").to_numpy(zero_copy_only=False)
     back = np.empty_like(order)
     back[order] = np.arange(order.size)
-    keys = pc.binary_join_element_wise(timed.device_id, timed.metric, "\x1f")
-    series = pc.dictionary_encode(keys).combine_chunks().indices.to_numpy()
-    onset = _onsets(series.astype(np.int64), inside, scores.score)
+    onset = _onsets(SeriesIndex().slots(timed.device_id, timed.metric), inside, scores.score)
     return ReadingScores(
         scores.score[back], inside[back], scores.source[back],
         int(np.sum(kinds == "anomaly-start")), onset[back],
